@@ -1,0 +1,72 @@
+"""Command line: `threadline [serve] --data-dir D ...` (serve is the default subcommand)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__
+from .config import Config, ConfigError, load
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve the API (the default)")
+    p.add_argument("--data-dir", type=Path, help="Jan data folder (default ./data)")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 1337)")
+    p.add_argument("--config", type=Path, help="TOML config file (default config/threadline.toml)")
+    p.add_argument("--api-key", dest="api_keys", action="append",
+                   help="accept this API key (repeatable)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="threadline", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"threadline {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    _serve_parser(sub)
+    argv = list(argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv.insert(0, "serve")
+    return parser.parse_args(argv)
+
+
+def setup_logging(config: Config) -> None:
+    logging.basicConfig(level=config.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .app import create_app
+
+    flags = {k: getattr(args, k) for k in ("data_dir", "host", "port", "api_keys", "log_level")}
+    try:
+        config = load(flags, config_file=args.config)
+    except ConfigError as exc:
+        print(f"threadline: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config)
+    web.run_app(create_app(config), host=config.host, port=config.port,
+                print=lambda msg: logging.getLogger("threadline").info(
+                    "serving %s on http://%s:%d", config.data_dir, config.host, config.port),
+                shutdown_timeout=2.0)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command in (None, "serve"):
+        if args.command is None:
+            args = parse_args(["serve"])
+        return serve(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP handlers, thin: parse the request, call the repository, write the response."""

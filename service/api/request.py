@@ -1,0 +1,56 @@
+"""Reading requests: JSON bodies (typed, size-limited, JSON-only) and list query parameters."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, cast
+
+from aiohttp import web
+
+from ..errors import InvalidRequest, UnsupportedMediaType
+from ..index.paging import Order
+from ..models import REQUEST_DECODERS
+
+T = TypeVar("T")
+
+
+async def json_body(request: web.Request, type_: type[T]) -> T:
+    """Decode the body as `type_`. Only `application/json` is accepted: a browser can send a
+    cross-site form or `text/plain` POST without a CORS preflight, and that must create nothing.
+    An empty body with no Content-Type is `{}` unless a browser sent it (it carries an Origin)."""
+    has_type = "Content-Type" in request.headers
+    body = await request.read()
+    if has_type:
+        if request.content_type != "application/json":
+            raise UnsupportedMediaType(
+                f"Unsupported Content-Type '{request.content_type}': send application/json.")
+    elif body.strip() or "Origin" in request.headers:
+        raise UnsupportedMediaType("Missing Content-Type: send application/json.")
+    if not body.strip():
+        body = b"{}"
+    return cast(T, REQUEST_DECODERS[type_].decode(body))
+
+
+def json_response(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+class ListParams:
+    __slots__ = ("after", "before", "limit", "order")
+
+    def __init__(self, query: Any) -> None:
+        raw_limit = query.get("limit", "20")
+        try:
+            self.limit = int(raw_limit)
+        except ValueError:
+            raise InvalidRequest(f"Invalid 'limit': expected an integer, got '{raw_limit}'.",
+                                 param="limit") from None
+        if not 1 <= self.limit <= 100:
+            raise InvalidRequest(f"Invalid 'limit': {self.limit} is not between 1 and 100.",
+                                 param="limit")
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise InvalidRequest(f"Invalid 'order': expected 'asc' or 'desc', got '{order}'.",
+                                 param="order")
+        self.order: Order = order
+        self.after: str | None = query.get("after") or None
+        self.before: str | None = query.get("before") or None

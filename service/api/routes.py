@@ -1,0 +1,28 @@
+"""The URL table."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import health, messages, threads
+
+T = "/v1/threads/{thread_id}"
+M = T + "/messages/{message_id}"
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_routes([
+        web.get("/healthz", health.healthz),
+        web.post("/v1/threads", threads.create_thread),
+        web.get("/v1/threads", threads.list_threads),
+        web.get(T, threads.get_thread),
+        web.post(T, threads.modify_thread),
+        web.delete(T, threads.delete_thread),
+        web.post(T + "/messages", messages.create_message),
+        web.get(T + "/messages", messages.list_messages),
+        web.get(M, messages.get_message),
+        web.post(M, messages.modify_message),
+        web.delete(M, messages.delete_message),
+        web.get(M + "/files", messages.list_message_files),
+        web.get(M + "/files/{file_id}", messages.get_message_file),
+    ])

@@ -1,0 +1,143 @@
+"""Settings: built-in defaults < config file < THREADLINE_* environment < command-line flags.
+
+Every setting is one field of `Config`; the TOML file, the environment and the flags all name the
+same fields, so a setting exists in one place and is validated once (by msgspec, against the field's
+type and limits). Unknown keys and bad values raise `ConfigError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+ENV_PREFIX = "THREADLINE_"
+DEFAULT_CONFIG_FILE = Path("config/threadline.toml")
+
+FsyncPolicy = Literal["always", "never"]
+LogFormat = Literal["plain", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or has a bad value; the message names it."""
+
+
+class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Every Threadline setting with its built-in default."""
+
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 1337
+    api_keys: tuple[str, ...] = ()
+    allow_unauthenticated_remote: bool = False
+    cors_origins: tuple[str, ...] = ()
+    fsync: FsyncPolicy = "always"
+    max_body_bytes: Annotated[int, Meta(ge=1024)] = 4 * 1024 * 1024
+    max_line_bytes: Annotated[int, Meta(ge=1024)] = 4 * 1024 * 1024
+    write_queue_limit: Annotated[int, Meta(ge=1)] = 1024
+    watch: bool = True
+    watch_debounce_ms: Annotated[int, Meta(ge=0)] = 2
+    watch_step_ms: Annotated[int, Meta(ge=1)] = 2
+    watch_polling: bool = False
+    watch_poll_interval_ms: Annotated[int, Meta(ge=1)] = 50
+    sse_ping_seconds: Annotated[float, Meta(gt=0)] = 15.0
+    sse_queue_limit: Annotated[int, Meta(ge=1)] = 1000
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "plain"
+
+    @property
+    def threads_dir(self) -> Path:
+        return self.data_dir / "threads"
+
+
+_LIST_FIELDS = frozenset({"api_keys", "cors_origins"})
+FIELDS: tuple[str, ...] = Config.__struct_fields__
+
+
+def _convert(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Validate a partial mapping of settings, naming the offending setting on error."""
+    for name in raw:
+        if name not in FIELDS:
+            raise ConfigError(f"unknown setting {name!r} in {source}")
+    try:
+        msgspec.convert(dict(raw), Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid setting in {source}: {exc}") from None
+    return dict(raw)
+
+
+def from_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    section = raw.pop("threadline", None)
+    if isinstance(section, dict):
+        raw.update(section)
+    return _convert(raw, str(path))
+
+
+def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in FIELDS:
+            raise ConfigError(f"unknown setting {name!r} (environment variable {key})")
+        if name in _LIST_FIELDS:
+            raw[name] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            raw[name] = value
+    return _convert(raw, "the environment")
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Config:
+    """Build the Config: defaults < file < env < flags. `config_file` None means the default
+    file if it exists (or THREADLINE_CONFIG)."""
+    environ = os.environ if environ is None else environ
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    merged: dict[str, Any] = {}
+    if config_file is None and environ.get(ENV_PREFIX + "CONFIG"):
+        config_file = Path(environ[ENV_PREFIX + "CONFIG"])
+    if config_file is not None:
+        merged.update(from_file(config_file))
+    elif DEFAULT_CONFIG_FILE.is_file():
+        merged.update(from_file(DEFAULT_CONFIG_FILE))
+    merged.update(from_env(environ))
+    merged.update(_convert(flags, "the command line"))
+    config = msgspec.convert(merged, Config, strict=False)
+    check_bind(config)
+    return config
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(config: Config) -> None:
+    """Refuse to serve a non-loopback address without a key unless explicitly allowed."""
+    if not is_loopback(config.host) and not config.api_keys and not config.allow_unauthenticated_remote:
+        raise ConfigError(
+            f"refusing to bind non-loopback host {config.host!r} with no api_keys; set api_keys "
+            "(THREADLINE_API_KEYS / --api-key) or allow_unauthenticated_remote = true"
+        )

@@ -1,0 +1,131 @@
+"""The one error path: typed errors raised anywhere, rendered as OpenAI's error envelope here.
+
+Handlers and the store raise `ApiError` subclasses; `error_middleware` turns them, msgspec
+validation/decoding errors and aiohttp's HTTP exceptions into `{"error": {...}}`. Nothing else
+builds error bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from aiohttp import web
+
+from .models import ErrorBody, ErrorDetail, encoder
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    status = 400
+    type = "invalid_request_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(ApiError):
+    pass
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "invalid_api_key"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
+class Unavailable(ApiError):
+    status = 503
+    type = "server_error"
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+def thread_not_found(thread_id: str) -> NotFound:
+    return NotFound(f"No thread found with id '{thread_id}'.", param="thread_id")
+
+
+def message_not_found(message_id: str) -> NotFound:
+    return NotFound(f"No message found with id '{message_id}'.", param="message_id")
+
+
+def error_response(
+    status: int, message: str, type_: str, param: str | None = None, code: str | None = None
+) -> web.Response:
+    body = ErrorBody(error=ErrorDetail(message=message, type=type_, param=param, code=code))
+    return web.Response(status=status, body=encoder.encode(body), content_type="application/json")
+
+
+_PATH_RE = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def _validation_param(message: str) -> str | None:
+    match = _PATH_RE.search(message)
+    return match.group(1) or None if match else None
+
+
+_HTTP_TYPES = {401: "invalid_request_error", 404: "invalid_request_error"}
+
+
+def render(exc: BaseException) -> web.Response:
+    """The OpenAI error envelope for any exception a request can raise."""
+    if isinstance(exc, ApiError):
+        return error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
+    if isinstance(exc, msgspec.ValidationError):  # before DecodeError: it is its subclass
+        msg = str(exc)
+        return error_response(400, f"Invalid request body: {msg}", "invalid_request_error",
+                              _validation_param(msg))
+    if isinstance(exc, msgspec.DecodeError):
+        return error_response(400, f"Request body is not valid JSON: {exc}",
+                              "invalid_request_error")
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return error_response(413, "Request body is too large.", "invalid_request_error",
+                              code="request_too_large")
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        type_ = _HTTP_TYPES.get(exc.status, "invalid_request_error" if exc.status < 500
+                                else "server_error")
+        reason = exc.reason if exc.status != 404 else "Not found."
+        return error_response(exc.status, reason, type_)
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "The server had an error while processing your request.",
+                          "server_error")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return render(exc)
+    except (ApiError, msgspec.MsgspecError) as exc:
+        return render(exc)
+    except Exception as exc:  # the last line of defence: an envelope, logged, never a traceback
+        return render(exc)

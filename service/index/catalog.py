@@ -1,0 +1,125 @@
+"""The in-memory catalog: every thread with its served object and its message index.
+
+Pure data, no I/O: `index.sync` fills it from the files; the API reads it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..models import Thread, encoder
+from .messages import MessageIndex
+
+
+@dataclass(eq=False)
+class FileState:
+    """What the index last saw of a file: enough to tell an append from a rewrite."""
+
+    ino: int = 0
+    size: int = 0
+    mtime_ns: int = 0
+
+
+@dataclass
+class Tail:
+    """The indexed end, and where the last whole line before it starts, its length and CRC-32."""
+
+    end: int = 0
+    start: int = 0
+    length: int = 0
+    crc: int = 0
+
+
+@dataclass(eq=False)
+class ThreadEntry:
+    id: str
+    folder: Path
+    thread: Thread
+    thread_json: FileState | None = None  # None: no thread.json (messages only)
+    messages: MessageIndex = field(default_factory=MessageIndex)
+    file: FileState | None = None  # messages.jsonl as indexed; None: no file
+    tail: Tail = field(default_factory=Tail)  # indexed end; last line (detects in-place rewrites)
+    generation: int = 0
+    fd: int | None = None  # cached read descriptor for messages.jsonl (see Catalog.read_fd)
+    _thread_bytes: bytes | None = None
+
+    @property
+    def thread_bytes(self) -> bytes:
+        if self._thread_bytes is None:
+            self._thread_bytes = encoder.encode(self.thread)
+        return self._thread_bytes
+
+    def set_thread(self, thread: Thread) -> None:
+        self.thread = thread
+        self._thread_bytes = None
+
+    def close_fd(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Catalog:
+    """Threads by id, plus the list order (newest first) computed once per change."""
+
+    MAX_OPEN_FDS = 256
+
+    def __init__(self) -> None:
+        self.threads: dict[str, ThreadEntry] = {}
+        self._order: list[ThreadEntry] | None = None
+        self._open: dict[str, ThreadEntry] = {}  # insertion order = least recently opened first
+        self.ready = False
+
+    def get(self, thread_id: str) -> ThreadEntry | None:
+        return self.threads.get(thread_id)
+
+    def put(self, entry: ThreadEntry) -> None:
+        self.threads[entry.id] = entry
+        self._order = None
+
+    def remove(self, thread_id: str) -> ThreadEntry | None:
+        entry = self.threads.pop(thread_id, None)
+        if entry is not None:
+            self._open.pop(thread_id, None)
+            entry.close_fd()
+            self._order = None
+        return entry
+
+    def touch_order(self) -> None:
+        self._order = None
+
+    def ordered(self) -> list[ThreadEntry]:
+        """Threads oldest first (by created_at, then id); list endpoints walk it either way."""
+        if self._order is None:
+            self._order = sorted(self.threads.values(), key=lambda e: (e.thread.created_at, e.id))
+        return self._order
+
+    def read_fd(self, entry: ThreadEntry) -> int:
+        """An open descriptor for the thread's messages.jsonl, kept for later reads (bounded)."""
+        if entry.fd is None:
+            path = entry.folder / "messages.jsonl"
+            entry.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            self._open[entry.id] = entry
+            if len(self._open) > self.MAX_OPEN_FDS:
+                oldest = next(iter(self._open))
+                self._open.pop(oldest).close_fd()
+        return entry.fd
+
+    def forget_fd(self, entry: ThreadEntry) -> None:
+        self._open.pop(entry.id, None)
+        entry.close_fd()
+
+    def close(self) -> None:
+        for entry in self.threads.values():
+            entry.close_fd()
+        self._open.clear()
+
+    def stats(self) -> tuple[int, int, int]:
+        """(threads, messages, corrupt lines)."""
+        messages = corrupt = 0
+        for entry in self.threads.values():
+            messages += len(entry.messages)
+            corrupt += len(entry.messages.corrupt)
+        return len(self.threads), messages, corrupt

@@ -1,0 +1,139 @@
+"""Reading a thread folder to bring its index up to date (blocking; runs in a worker thread).
+
+`probe` compares the files with what the index last saw (`Seen`) and reads only what is new: the
+bytes appended since the indexed end, or, when the file was rewritten (inode changed, it shrank,
+the last indexed line changed, or it changed size-for-size), the whole file into a fresh index.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from ..models import Thread
+from ..store import normalize
+from ..store.layout import MESSAGES, THREAD_JSON
+from ..store.lines import scan
+from .catalog import FileState, Tail
+from .messages import MessageIndex
+
+_json = msgspec.json.Decoder()
+
+
+@dataclass(frozen=True)
+class Seen:
+    thread_json: FileState | None = None
+    file: FileState | None = None
+    tail: Tail | None = None
+
+
+@dataclass
+class Probe:
+    gone: bool = False
+    thread: Thread | None = None  # set when thread.json was (re)read
+    thread_json: FileState | None = None
+    thread_json_missing: bool = False
+    kind: Literal["none", "tail", "full", "missing"] = "none"
+    file: FileState | None = None
+    base: int = 0
+    data: bytes = b""
+    index: MessageIndex | None = None
+    tail: Tail | None = None
+
+
+def _state(st: os.stat_result) -> FileState:
+    return FileState(ino=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def extend(index: MessageIndex, data: bytes, base: int, tail: Tail,
+           created: list[tuple[int, int, str]] | None = None) -> None:
+    """Index the whole lines of `data` (which starts at file offset `base`)."""
+    for offset, length, mid, run_id, crc in scan(data, base):
+        if mid is None:
+            index.add_corrupt(offset, length)
+        else:
+            index.add(offset, length, mid, run_id, crc)
+            if created is not None:
+                created.append((offset, length, mid))
+        tail.start, tail.length, tail.crc = offset, length, crc
+    nl = data.rfind(b"\n")
+    if nl >= 0:
+        tail.end = base + nl + 1
+
+
+def read_thread_json(path: Path, thread_id: str, fallback_created: int) -> Thread:
+    try:
+        with path.open("rb") as f:
+            obj: Any = _json.decode(f.read())
+    except (OSError, msgspec.DecodeError, RecursionError):
+        obj = {}
+    return normalize.thread(obj if isinstance(obj, dict) else {}, thread_id, fallback_created)
+
+
+def _read_from(fd: int, offset: int) -> bytes:
+    os.lseek(fd, offset, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 1 << 22):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _probe_messages(folder: Path, seen: Seen, probe: Probe) -> None:
+    try:
+        fd = os.open(folder / MESSAGES, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        probe.kind = "missing" if seen.file is not None else "none"
+        return
+    try:
+        st = _state(os.fstat(fd))
+        probe.file = st
+        old = seen.file
+        tail = seen.tail or Tail()
+        if old is not None and st.ino == old.ino and st.size >= tail.end:
+            if st.size == tail.end and st.mtime_ns == old.mtime_ns:
+                return
+            if st.size > tail.end:
+                data = _read_from(fd, tail.start)
+                head = tail.end - tail.start
+                if tail.end == 0 or (data[head - 1 : head] == b"\n"
+                                     and zlib.crc32(data[: tail.length]) == tail.crc):
+                    probe.kind, probe.base, probe.data = "tail", tail.end, data[head:]
+                    return
+        probe.kind = "full"
+        probe.data = _read_from(fd, 0)
+        probe.index = MessageIndex()
+        probe.tail = Tail()
+        extend(probe.index, probe.data, 0, probe.tail)
+    finally:
+        os.close(fd)
+
+
+def probe(folder: Path, thread_id: str, seen: Seen) -> Probe:
+    """What changed in `folder` since `seen`; a folder with neither file is not a thread."""
+    result = Probe()
+    try:
+        folder_st = os.stat(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        result.gone = True
+        return result
+    try:
+        tj = _state(os.stat(folder / THREAD_JSON))
+    except (FileNotFoundError, NotADirectoryError):
+        tj = None
+    _probe_messages(folder, seen, result)
+    if tj is None and result.file is None:
+        result.gone = True
+        return result
+    if tj is None:
+        result.thread_json_missing = True
+        if seen.thread_json is not None or (seen.file is None):
+            result.thread = normalize.thread({}, thread_id, int(folder_st.st_mtime))
+    elif tj != seen.thread_json:
+        result.thread_json = tj
+        result.thread = read_thread_json(folder / THREAD_JSON, thread_id, int(folder_st.st_mtime))
+    return result

@@ -1,0 +1,189 @@
+"""Bringing the catalog in step with the files, and publishing each change exactly once.
+
+Every path that changes what is on disk ends here: the server's own writes call `sync` after
+writing, the watcher calls `sync` when a file changes, and own rewrites hand their new content to
+`apply_rewrite`. A sync reads from the indexed end to the last newline, so whoever wrote the bytes
+they are indexed (and published) once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+
+from ..feed import Change, Feed, Kind
+from ..ids import is_thread_id
+from ..store.lines import line_id
+from .catalog import Catalog, FileState, Tail, ThreadEntry
+from .messages import MessageIndex
+from .probe import Probe, Seen, extend, probe
+
+log = logging.getLogger(__name__)
+
+
+def list_thread_ids(threads_dir: Path) -> list[str]:
+    try:
+        names = os.listdir(threads_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if is_thread_id(n) and (threads_dir / n).is_dir())
+
+
+class Indexer:
+    def __init__(self, threads_dir: Path, catalog: Catalog, feed: Feed) -> None:
+        self.threads_dir = threads_dir
+        self.catalog = catalog
+        self.feed = feed
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, thread_id: str) -> asyncio.Lock:
+        lock = self._locks.get(thread_id)
+        if lock is None:
+            lock = self._locks[thread_id] = asyncio.Lock()
+        return lock
+
+    # --- start-up -------------------------------------------------------------------------------
+
+    async def build(self, progress_every: float = 2.0) -> None:
+        """Index every thread folder; log progress (threads, MB, MB/s) on large data dirs."""
+        loop = asyncio.get_running_loop()
+        names = await loop.run_in_executor(None, list_thread_ids, self.threads_dir)
+        started = last = time.monotonic()
+        nbytes = 0
+        for i, thread_id in enumerate(names, 1):
+            folder = self.threads_dir / thread_id
+            result = await loop.run_in_executor(None, probe, folder, thread_id, Seen())
+            nbytes += len(result.data)
+            self._apply(thread_id, None, result, publish=False)
+            now = time.monotonic()
+            if now - last >= progress_every:
+                last = now
+                mb = nbytes / 1e6
+                log.info("indexing: %d/%d threads, %.1f MB, %.0f MB/s", i, len(names), mb,
+                         mb / max(now - started, 1e-9))
+        threads, messages, corrupt = self.catalog.stats()
+        elapsed = time.monotonic() - started
+        log.info("index ready: %d threads, %d messages, %d corrupt lines, %.1f MB in %.2f s",
+                 threads, messages, corrupt, nbytes / 1e6, elapsed)
+        self.catalog.ready = True
+
+    # --- keeping up -----------------------------------------------------------------------------
+
+    async def sync(self, thread_id: str) -> ThreadEntry | None:
+        """Re-read what changed in one thread folder; return its entry (None: no such thread)."""
+        async with self.lock(thread_id):
+            entry = self.catalog.get(thread_id)
+            seen = Seen() if entry is None else Seen(entry.thread_json, entry.file, entry.tail)
+            folder = self.threads_dir / thread_id
+            result = await asyncio.get_running_loop().run_in_executor(
+                None, probe, folder, thread_id, seen)
+            return self._apply(thread_id, entry, result)
+
+    def apply_rewrite(self, thread_id: str, data: bytes, state: FileState,
+                      known: dict[int, str]) -> None:
+        """Index content this process just wrote in place of messages.jsonl (no second read).
+        `known` maps id hashes to ids the rewrite removed, for their deletion events. The caller
+        holds `lock(thread_id)` across the rewrite and this call, so no sync sees the new file
+        first."""
+        entry = self.catalog.get(thread_id)
+        if entry is None:
+            return
+        index, tail = MessageIndex(), Tail()
+        extend(index, data, 0, tail)
+        self._apply(thread_id, entry, Probe(kind="full", file=state, data=data, index=index,
+                                            tail=tail), known=known)
+
+    def apply_gone(self, thread_id: str) -> None:
+        """The caller removed the thread folder (holding `lock(thread_id)`)."""
+        self._apply(thread_id, self.catalog.get(thread_id), Probe(gone=True))
+        self._locks.pop(thread_id, None)
+
+    def _publish(self, kind: Kind, thread_id: str, message_id: str | None = None,
+                 offset: int = 0, length: int = -1, generation: int = 0) -> None:
+        self.feed.publish(Change(kind=kind, thread_id=thread_id, message_id=message_id,
+                                 offset=offset, end=offset + length + 1, generation=generation))
+
+    def _apply(self, thread_id: str, entry: ThreadEntry | None, p: Probe, publish: bool = True,
+               known: dict[int, str] | None = None) -> ThreadEntry | None:
+        if p.gone:
+            if entry is not None:
+                self.catalog.remove(thread_id)
+                if publish:
+                    self._publish("thread.deleted", thread_id)
+            return None
+        created = entry is None
+        changed = False
+        if entry is None:
+            assert p.thread is not None
+            entry = ThreadEntry(id=thread_id, folder=self.threads_dir / thread_id, thread=p.thread)
+            self.catalog.put(entry)
+        elif p.thread is not None and p.thread != entry.thread:
+            if p.thread.created_at != entry.thread.created_at:
+                self.catalog.touch_order()
+            entry.set_thread(p.thread)
+            changed = True
+        if p.thread_json is not None or p.thread_json_missing:
+            entry.thread_json = p.thread_json
+        if publish and created:
+            self._publish("thread.created", thread_id)
+        elif publish and changed:
+            self._publish("thread.updated", thread_id)
+        if p.kind == "tail":
+            self._apply_tail(entry, p, publish)
+        elif p.kind in ("full", "missing"):
+            self._apply_full(entry, p, publish, known or {})
+        if p.file is not None or p.kind == "missing":
+            entry.file = p.file
+        return entry
+
+    def _apply_tail(self, entry: ThreadEntry, p: Probe, publish: bool) -> None:
+        new: list[tuple[int, int, str]] = []
+        extend(entry.messages, p.data, p.base, entry.tail, new)
+        if publish:
+            for offset, length, mid in new:
+                self._publish("thread.message.created", entry.id, mid, offset, length,
+                              entry.generation)
+
+    def _apply_full(self, entry: ThreadEntry, p: Probe, publish: bool,
+                    known: dict[int, str]) -> None:
+        new = p.index or MessageIndex()
+        old = entry.messages
+        old_fd = entry.fd if entry.file is not None and p.file is not None and \
+            entry.file.ino != p.file.ino else None
+        deleted = [s for s in range(len(old)) if new.find_hash(old.hashes[s]) < 0] if publish \
+            else []
+        deleted_ids = [known.get(old.hashes[s]) or self._old_id(old_fd, old, s) for s in deleted]
+        self.catalog.forget_fd(entry)
+        entry.messages = new
+        entry.tail = p.tail or Tail()
+        entry.generation += 1
+        if not publish:
+            return
+        gen = entry.generation
+        for slot, mid in zip(deleted, deleted_ids, strict=True):
+            if mid is not None:
+                self._publish("thread.message.deleted", entry.id, mid, old.starts[slot],
+                              old.lengths[slot], gen)
+            else:
+                log.info("thread %s: a message was removed by another program; its id is "
+                         "not known after an in-place rewrite", entry.id)
+        for slot in range(len(new)):
+            before = old.find_hash(new.hashes[slot])
+            if before >= 0 and old.crcs[before] == new.crcs[slot]:
+                continue
+            start, length = new.starts[slot], new.lengths[slot]
+            mid = line_id(p.data[start:start + length])
+            kind: Kind = "thread.message.created" if before < 0 else "thread.message.updated"
+            self._publish(kind, entry.id, mid, start, length, gen)
+
+    @staticmethod
+    def _old_id(fd: int | None, old: MessageIndex, slot: int) -> str | None:
+        if fd is None:
+            return None
+        try:  # the old file, still open, after a rename-over: a small read of a known line
+            return line_id(os.pread(fd, old.lengths[slot], old.starts[slot]))
+        except OSError:
+            return None

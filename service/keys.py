@@ -1,0 +1,17 @@
+"""Every `web.AppKey` the application stores its state under."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .config import Config
+from .feed import Feed
+from .index.catalog import Catalog
+from .index.sync import Indexer
+from .repo import Repository
+
+CONFIG = web.AppKey("config", Config)
+CATALOG = web.AppKey("catalog", Catalog)
+FEED = web.AppKey("feed", Feed)
+INDEXER = web.AppKey("indexer", Indexer)
+REPO = web.AppKey("repo", Repository)

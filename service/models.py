@@ -1,0 +1,216 @@
+"""msgspec Structs for the API: request bodies, the objects we serve, and their codecs.
+
+Field order of the response Structs is the canonical line format: a message line written by
+Threadline is exactly `encode(Message)`, so such a line can be served as stored bytes.
+Request bodies forbid unknown fields; limits live in the types so validation is declared once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+# --- shared pieces -------------------------------------------------------------------------------
+
+MetadataKey = Annotated[str, Meta(max_length=64)]
+MetadataValue = Annotated[str, Meta(max_length=512)]
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=16)]
+Role = Literal["user", "assistant"]
+Status = Literal["in_progress", "incomplete", "completed"]
+Detail = Literal["auto", "low", "high"]
+IncompleteReason = Literal[
+    "content_filter", "max_tokens", "run_cancelled", "run_expired", "run_failed"
+]
+Timestamp = Annotated[int, Meta(ge=0, le=2**53)]
+
+
+class CodeInterpreterTool(Struct, kw_only=True, tag_field="type", tag="code_interpreter"):
+    pass
+
+
+class FileSearchTool(Struct, kw_only=True, tag_field="type", tag="file_search"):
+    pass
+
+
+AttachmentTool = CodeInterpreterTool | FileSearchTool
+
+
+class Attachment(Struct, kw_only=True, forbid_unknown_fields=True):
+    file_id: Annotated[str, Meta(min_length=1, max_length=256)]
+    tools: list[AttachmentTool] = msgspec.field(default_factory=list)
+
+
+class CodeInterpreterResources(Struct, kw_only=True, forbid_unknown_fields=True):
+    file_ids: Annotated[list[str], Meta(max_length=20)] = msgspec.field(default_factory=list)
+
+
+class FileSearchResources(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    vector_store_ids: Annotated[list[str], Meta(max_length=1)] = msgspec.field(
+        default_factory=list
+    )
+    vector_stores: Annotated[list[dict[str, Any]], Meta(max_length=1)] | UnsetType = UNSET
+
+
+class ToolResources(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    code_interpreter: CodeInterpreterResources | UnsetType = UNSET
+    file_search: FileSearchResources | UnsetType = UNSET
+
+
+class ImageFile(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    file_id: Annotated[str, Meta(min_length=1)]
+    detail: Detail | UnsetType = UNSET
+
+
+class ImageUrl(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    url: Annotated[str, Meta(min_length=1)]
+    detail: Detail | UnsetType = UNSET
+
+
+class ImageFilePart(Struct, kw_only=True, tag_field="type", tag="image_file"):
+    image_file: ImageFile
+
+
+class ImageUrlPart(Struct, kw_only=True, tag_field="type", tag="image_url"):
+    image_url: ImageUrl
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+class TextInputPart(Struct, kw_only=True, tag_field="type", tag="text", forbid_unknown_fields=True):
+    text: str
+
+
+InputPart = TextInputPart | ImageUrlPart | ImageFilePart
+InputContent = str | Annotated[list[InputPart], Meta(min_length=1)]
+
+
+class CreateMessage(Struct, kw_only=True, forbid_unknown_fields=True):
+    role: Role
+    content: InputContent
+    attachments: list[Attachment] | None = None
+    metadata: Metadata | None = None
+
+
+class CreateThread(Struct, kw_only=True, forbid_unknown_fields=True):
+    messages: list[CreateMessage] = msgspec.field(default_factory=list)
+    tool_resources: ToolResources | None = None
+    metadata: Metadata | None = None
+
+
+class ModifyThread(Struct, kw_only=True, forbid_unknown_fields=True):
+    tool_resources: ToolResources | None | UnsetType = UNSET
+    metadata: Metadata | None | UnsetType = UNSET
+
+
+class IncompleteDetails(Struct, kw_only=True):
+    reason: IncompleteReason
+
+
+class ModifyMessage(Struct, kw_only=True, forbid_unknown_fields=True):
+    """OpenAI allows `metadata`; the rest is Jan's extension for editing a message in place."""
+
+    metadata: Metadata | None | UnsetType = UNSET
+    content: InputContent | UnsetType = UNSET
+    status: Status | UnsetType = UNSET
+    completed_at: Timestamp | None | UnsetType = UNSET
+    incomplete_at: Timestamp | None | UnsetType = UNSET
+    incomplete_details: IncompleteDetails | None | UnsetType = UNSET
+
+
+# --- served objects ------------------------------------------------------------------------------
+
+
+class TextValue(Struct, kw_only=True):
+    value: str
+    annotations: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
+class TextPart(Struct, kw_only=True, tag_field="type", tag="text"):
+    text: TextValue
+
+
+class RefusalPart(Struct, kw_only=True, tag_field="type", tag="refusal"):
+    refusal: str
+
+
+ContentPart = TextPart | ImageUrlPart | ImageFilePart | RefusalPart
+
+
+class Message(Struct, kw_only=True):
+    """The OpenAI v2 message object; its encoding is the canonical `messages.jsonl` line."""
+
+    id: str
+    object: Literal["thread.message"] = "thread.message"
+    created_at: int
+    thread_id: str
+    status: Status = "completed"
+    incomplete_details: IncompleteDetails | None = None
+    completed_at: int | None = None
+    incomplete_at: int | None = None
+    role: Role
+    content: list[ContentPart]
+    assistant_id: str | None = None
+    run_id: str | None = None
+    attachments: list[Attachment] | None = None
+    metadata: dict[str, str] | None = None
+
+
+class Thread(Struct, kw_only=True):
+    id: str
+    object: Literal["thread"] = "thread"
+    created_at: int
+    tool_resources: ToolResources | None = None
+    metadata: dict[str, str] | None = None
+
+
+class DeletedThread(Struct, kw_only=True):
+    id: str
+    object: Literal["thread.deleted"] = "thread.deleted"
+    deleted: bool = True
+
+
+class DeletedMessage(Struct, kw_only=True):
+    id: str
+    object: Literal["thread.message.deleted"] = "thread.message.deleted"
+    deleted: bool = True
+
+
+class MessageFile(Struct, kw_only=True):
+    id: str
+    object: Literal["thread.message.file"] = "thread.message.file"
+    created_at: int
+    message_id: str
+
+
+class ErrorDetail(Struct, kw_only=True):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(Struct, kw_only=True):
+    error: ErrorDetail
+
+
+# Built once: msgspec encoders/decoders are cheap to call and costly to make.
+encoder = msgspec.json.Encoder()
+message_decoder = msgspec.json.Decoder(Message)
+
+REQUEST_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    t: msgspec.json.Decoder(t) for t in (CreateMessage, CreateThread, ModifyThread, ModifyMessage)
+}
+
+
+def text_part(value: str) -> TextPart:
+    return TextPart(text=TextValue(value=value, annotations=[]))
+
+
+def output_content(content: str | list[InputPart]) -> list[ContentPart]:
+    """Request content (a string or input parts) as the parts a message object carries."""
+    if isinstance(content, str):
+        return [text_part(content)]
+    return [text_part(p.text) if isinstance(p, TextInputPart) else p for p in content]

@@ -1,0 +1,93 @@
+"""Blocking file primitives: locked appends that start on a fresh line, atomic rewrites, fsync.
+
+Called from a worker thread (never on the event loop), except `pread`, which the read paths use
+for small reads of bytes the page cache holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from .layout import LOCK, MESSAGES
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def thread_locked(folder: Path) -> Iterator[None]:
+    """The exclusive cross-process lock every writer of a thread holds (flock on a hidden file,
+    so the Jan app and other readers see nothing new)."""
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def write_atomic(path: Path, data: bytes, durable: bool) -> None:
+    """Replace `path` with `data`: temp file in the same folder, fsync, rename, fsync the folder."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+        if durable:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def pread(fd: int, length: int, offset: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) == length:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < length:
+        chunk = os.pread(fd, length - got, offset + got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def append_lines(folder: Path, data: bytes, durable: bool) -> int:
+    """Append whole lines to the thread's messages.jsonl under the thread lock; return the offset
+    the first of them starts at. A torn last line left by a crashed writer is closed with a newline
+    first, so the new lines start on a fresh line and the torn bytes become one (corrupt) line."""
+    with thread_locked(folder):
+        fd = os.open(folder / MESSAGES, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = b"\n" + data
+                size += 1
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if durable:
+                os.fdatasync(fd)
+                if size == 0:  # the file may be new: make its directory entry durable too
+                    fsync_dir(folder)
+        finally:
+            os.close(fd)
+    return size

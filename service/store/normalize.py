@@ -1,0 +1,224 @@
+"""Lenient reading: every shape Jan has written over its versions, as canonical OpenAI objects.
+
+These functions are total: any JSON object becomes a valid `Message`/`Thread`, never an exception,
+because one odd line in a user's folder must not make a thread unreadable. What cannot be mapped is
+mapped to the nearest valid value (the stored line itself is never changed by reading).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..models import (
+    Attachment,
+    CodeInterpreterResources,
+    CodeInterpreterTool,
+    ContentPart,
+    FileSearchResources,
+    FileSearchTool,
+    ImageFile,
+    ImageFilePart,
+    ImageUrl,
+    ImageUrlPart,
+    IncompleteDetails,
+    Message,
+    RefusalPart,
+    TextPart,
+    TextValue,
+    Thread,
+    ToolResources,
+    text_part,
+)
+
+_STATUS = {
+    "completed": "completed",
+    "ready": "completed",
+    "in_progress": "in_progress",
+    "pending": "in_progress",
+    "incomplete": "incomplete",
+    "error": "incomplete",
+    "stopped": "incomplete",
+}
+_REASONS = {"content_filter", "max_tokens", "run_cancelled", "run_expired", "run_failed"}
+_DETAILS = {"auto", "low", "high"}
+
+
+def seconds(value: Any) -> int | None:
+    """A timestamp in seconds from int/float seconds or milliseconds (> 1e12 means ms)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                return None
+        else:
+            return None
+    if value != value or value < 0 or value > 1e16:  # NaN, negative, absurd
+        return None
+    if value > 1e12:
+        value = value / 1000
+    return int(value)
+
+
+def created_seconds(obj: dict[str, Any]) -> int:
+    for key in ("created_at", "created", "updated", "updated_at"):
+        ts = seconds(obj.get(key))
+        if ts is not None:
+            return ts
+    return 0
+
+
+def _str_or_none(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def metadata(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+
+
+def _detail(obj: dict[str, Any]) -> Any:
+    detail = obj.get("detail")
+    return detail if detail in _DETAILS else None
+
+
+def _image_url(value: Any) -> ImageUrlPart | None:
+    if isinstance(value, str) and value:
+        return ImageUrlPart(image_url=ImageUrl(url=value))
+    if isinstance(value, dict) and isinstance(value.get("url"), str) and value["url"]:
+        detail = _detail(value)
+        url = ImageUrl(url=value["url"], detail=detail) if detail else ImageUrl(url=value["url"])
+        return ImageUrlPart(image_url=url)
+    return None
+
+
+def _text_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        inner = value.get("value")
+        if isinstance(inner, str):
+            return inner
+        return json.dumps(value)
+    return "" if value is None else json.dumps(value)
+
+
+def _part(part: Any) -> ContentPart:
+    if isinstance(part, str):
+        return text_part(part)
+    if not isinstance(part, dict):
+        return text_part(json.dumps(part))
+    kind = part.get("type")
+    if kind == "text":
+        text = part.get("text")
+        annotations = text.get("annotations") if isinstance(text, dict) else None
+        anns = [a for a in annotations if isinstance(a, dict)] if isinstance(annotations, list) else []
+        return TextPart(text=TextValue(value=_text_value(text), annotations=anns))
+    if kind in ("image_url", "image"):
+        image = _image_url(part.get("image_url") or part.get("url"))
+        if image is not None:
+            return image
+    if kind == "image_file":
+        image_file = part.get("image_file")
+        if isinstance(image_file, dict) and isinstance(image_file.get("file_id"), str):
+            detail = _detail(image_file)
+            file_id = image_file["file_id"]
+            ref = ImageFile(file_id=file_id, detail=detail) if detail else ImageFile(file_id=file_id)
+            return ImageFilePart(image_file=ref)
+    if kind == "refusal" and isinstance(part.get("refusal"), str):
+        return RefusalPart(refusal=part["refusal"])
+    # Legacy parts (Jan's `pdf`, anything unknown): keep whatever text they carry.
+    for key in ("text", "name", "url"):
+        if key in part:
+            return text_part(_text_value(part[key]))
+    return text_part("")
+
+
+def content(value: Any) -> list[ContentPart]:
+    if isinstance(value, list):
+        return [_part(p) for p in value]
+    if value is None:
+        return []
+    return [_part(value)]
+
+
+def _attachments(value: Any) -> list[Attachment]:
+    out: list[Attachment] = []
+    if not isinstance(value, list):
+        return out
+    for item in value:
+        if isinstance(item, dict) and isinstance(item.get("file_id"), str) and item["file_id"]:
+            tools = item.get("tools") if isinstance(item.get("tools"), list) else []
+            out.append(Attachment(file_id=item["file_id"][:256], tools=[
+                CodeInterpreterTool() if t.get("type") == "code_interpreter" else FileSearchTool()
+                for t in tools
+                if isinstance(t, dict) and t.get("type") in ("code_interpreter", "file_search")
+            ]))
+    return out
+
+
+def file_ids(obj: dict[str, Any]) -> list[str]:
+    """The file ids a stored message refers to: `attachments[].file_id` and legacy `file_ids`."""
+    ids = [a.file_id for a in _attachments(obj.get("attachments"))]
+    legacy = obj.get("file_ids")
+    if isinstance(legacy, list):
+        ids.extend(f for f in legacy if isinstance(f, str) and f and f not in ids)
+    return ids
+
+
+def message(obj: dict[str, Any], thread_id: str) -> Message:
+    """A stored message object (any Jan shape) as the canonical OpenAI v2 message."""
+    status = _STATUS.get(str(obj.get("status", "completed")), "completed")
+    details = obj.get("incomplete_details")
+    reason = details.get("reason") if isinstance(details, dict) else None
+    return Message(
+        id=str(obj.get("id")),
+        created_at=created_seconds(obj),
+        thread_id=thread_id,
+        status=status,  # type: ignore[arg-type]
+        incomplete_details=IncompleteDetails(reason=reason) if reason in _REASONS else None,
+        completed_at=seconds(obj.get("completed_at")),
+        incomplete_at=seconds(obj.get("incomplete_at")),
+        role="user" if obj.get("role") == "user" else "assistant",
+        content=content(obj.get("content")),
+        assistant_id=_str_or_none(obj.get("assistant_id")),
+        run_id=_str_or_none(obj.get("run_id")),
+        attachments=_attachments(obj.get("attachments")),
+        metadata=metadata(obj.get("metadata")),
+    )
+
+
+def _string_list(value: Any, limit: int) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [v for v in value if isinstance(v, str)][:limit]
+
+
+def tool_resources(value: Any) -> ToolResources | None:
+    if not isinstance(value, dict):
+        return None
+    resources = ToolResources()
+    code = value.get("code_interpreter")
+    if isinstance(code, dict):
+        resources.code_interpreter = CodeInterpreterResources(
+            file_ids=_string_list(code.get("file_ids"), 20))
+    search = value.get("file_search")
+    if isinstance(search, dict):
+        resources.file_search = FileSearchResources(
+            vector_store_ids=_string_list(search.get("vector_store_ids"), 1))
+    return resources
+
+
+def thread(obj: dict[str, Any], thread_id: str, fallback_created: int) -> Thread:
+    """A stored `thread.json` (any Jan shape) as the canonical OpenAI thread object."""
+    created = created_seconds(obj) or fallback_created
+    return Thread(
+        id=thread_id,
+        created_at=created,
+        tool_resources=tool_resources(obj.get("tool_resources")),
+        metadata=metadata(obj.get("metadata")),
+    )

@@ -1,0 +1,69 @@
+"""Rewriting `messages.jsonl` to modify or delete one message, keeping every other byte.
+
+Runs in a worker thread under the thread lock. Lines other than the target (corrupt ones, blank
+ones, a torn tail) are copied byte for byte; the result replaces the file atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from .files import thread_locked, write_atomic
+from .layout import MESSAGES
+from .lines import scan
+
+# edit(old_line) -> new line bytes (no newline), or None to delete the line
+Edit = Callable[[bytes], bytes | None]
+
+
+class Rewritten:
+    __slots__ = ("data", "found", "new_line")
+
+    def __init__(self, data: bytes, found: bool, new_line: bytes | None) -> None:
+        self.data = data
+        self.found = found
+        self.new_line = new_line
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool) -> Rewritten:
+    """Apply `edit` to every line whose id is `message_id`; the file is left untouched when no line
+    has it. Returns the new content so the caller can re-index without reading it again."""
+    path = folder / MESSAGES
+    with thread_locked(folder):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return Rewritten(b"", False, None)
+        try:
+            old = _read_all(fd)
+            out: list[bytes] = []
+            pos = 0
+            found = False
+            new_line: bytes | None = None
+            for offset, length, mid, _run, _crc in scan(old):
+                if mid != message_id:
+                    continue
+                found = True
+                out.append(old[pos:offset])
+                new_line = edit(old[offset:offset + length])
+                if new_line is not None:
+                    out.append(new_line + b"\n")
+                pos = offset + length + 1
+            if not found:
+                return Rewritten(old, False, None)
+            # A writer that does not take the lock (the Jan app) may have appended meanwhile.
+            out.append(old[pos:] + _read_all(fd))
+        finally:
+            os.close(fd)
+        data = b"".join(out)
+        write_atomic(path, data, durable)
+    return Rewritten(data, True, new_line)

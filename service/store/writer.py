@@ -1,0 +1,65 @@
+"""Group commit: concurrent creates on a thread share one write and one fsync.
+
+Callers `await append(line)`; the first caller of a batch starts a drain task that writes
+everything queued so far under the thread lock in a worker thread, fsyncs once (per the policy)
+and resolves every caller's future with the offset its line starts at. A bounded queue per thread
+makes a flood of creates wait instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from .files import append_lines
+
+T = TypeVar("T")
+
+
+class ThreadWriter:
+    """All in-process writes to one thread: batched appends, and exclusive work (rewrites)."""
+
+    def __init__(self, folder: Path, durable: bool, queue_limit: int) -> None:
+        self.folder = folder
+        self.durable = durable
+        self.lock = asyncio.Lock()  # in-process; the flock in store.files covers other processes
+        self._room = asyncio.Semaphore(queue_limit)
+        self._pending: list[tuple[bytes, asyncio.Future[int]]] = []
+        self._drain: asyncio.Task[None] | None = None
+
+    async def append(self, line: bytes) -> int:
+        """Append one line (no trailing newline); return the offset it starts at once durable."""
+        async with self._room:
+            fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._pending.append((line, fut))
+            if self._drain is None or self._drain.done():
+                self._drain = asyncio.create_task(self._run())
+            return await asyncio.shield(fut)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            data = b"".join(line + b"\n" for line, _ in batch)
+            try:
+                async with self.lock:
+                    start = await loop.run_in_executor(
+                        None, append_lines, self.folder, data, self.durable)
+            except BaseException as exc:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc if isinstance(exc, Exception) else OSError(str(exc)))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for line, fut in batch:
+                if not fut.done():
+                    fut.set_result(start)
+                start += len(line) + 1
+
+    async def exclusive(self, fn: Callable[[], T]) -> T:
+        """Run blocking `fn` in a worker thread with no append of this process in flight."""
+        async with self.lock:
+            return await asyncio.get_running_loop().run_in_executor(None, fn)

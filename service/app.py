@@ -11,11 +11,14 @@ from .api.auth import auth_middleware
 from .api.routes import setup_routes
 from .config import Config
 from .errors import error_middleware
+from .events.hub import Hub
+from .events.journal import Journal
 from .feed import Feed
 from .index.catalog import Catalog
 from .index.sync import Indexer
-from .keys import CATALOG, CONFIG, FEED, INDEXER, REPO
+from .keys import CATALOG, CONFIG, FEED, HUB, INDEXER, REPO, WATCH
 from .repo import Repository
+from .watch import WatchStats, watching
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,25 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[INDEXER].build()
     yield
     app[CATALOG].close()
+
+
+async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Journal what changed while no server ran, then stream changes to subscribers."""
+    await app[HUB].start()
+    yield
+    await app[HUB].stop()
+
+
+async def close_streams(app: web.Application) -> None:
+    """End open event streams at shutdown, so it does not wait out the shutdown timeout."""
+    for sub in list(app[HUB].subscribers):
+        sub.close()
+
+
+async def watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Follow other programs' changes to the data folder while the app runs."""
+    async with watching(app[CONFIG], app[INDEXER], app[WATCH]):
+        yield
 
 
 def create_app(config: Config) -> web.Application:
@@ -40,6 +62,11 @@ def create_app(config: Config) -> web.Application:
     app[FEED] = feed
     app[INDEXER] = indexer
     app[REPO] = Repository(config, catalog, indexer)
+    app[WATCH] = WatchStats()
+    app[HUB] = Hub(catalog, feed, Journal(config.data_dir), config.sse_queue_limit)
     app.cleanup_ctx.append(index_ctx)
+    app.cleanup_ctx.append(hub_ctx)
+    app.cleanup_ctx.append(watch_ctx)
+    app.on_shutdown.append(close_streams)
     setup_routes(app)
     return app

@@ -5,13 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from .config import Config
+from .events.hub import Hub
 from .feed import Feed
 from .index.catalog import Catalog
 from .index.sync import Indexer
 from .repo import Repository
+from .watch import WatchStats
 
 CONFIG = web.AppKey("config", Config)
 CATALOG = web.AppKey("catalog", Catalog)
 FEED = web.AppKey("feed", Feed)
 INDEXER = web.AppKey("indexer", Indexer)
 REPO = web.AppKey("repo", Repository)
+WATCH = web.AppKey("watch", WatchStats)
+HUB = web.AppKey("hub", Hub)

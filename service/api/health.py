@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from aiohttp import web
 
-from ..keys import CATALOG, FEED
+from ..keys import CATALOG, FEED, WATCH
 from ..models import encoder
 from .request import json_response
 
@@ -20,5 +22,6 @@ async def healthz(request: web.Request) -> web.Response:
         "corrupt": {e.id: [[o, n] for o, n in e.messages.corrupt]
                     for e in catalog.threads.values() if e.messages.corrupt},
         "changes_published": request.app[FEED].published,
+        "watcher": dataclasses.asdict(request.app[WATCH]),
     }
     return json_response(encoder.encode(body), 200 if catalog.ready else 503)

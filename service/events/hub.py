@@ -1,0 +1,231 @@
+"""The hub: change feed -> SSE events -> subscribers, each with a bounded buffer.
+
+Changes are taken from the feed in order, message creations are journaled (which gives them their
+event ids), and each change becomes one event whose data is the REST JSON of the object. A
+subscriber whose buffer fills is dropped (its stream ends; it resumes with Last-Event-ID), so a
+stalled client never makes the server buffer without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import NamedTuple
+
+from ..feed import Change, Feed
+from ..index.catalog import Catalog, ThreadEntry
+from ..index.reader import Stale, message_bytes
+from ..models import encoder
+from ..store.lines import line_id
+from ..store.files import pread
+from .journal import Journal, Record
+
+log = logging.getLogger(__name__)
+
+CREATED = "thread.message.created"
+
+
+class Event(NamedTuple):
+    name: str
+    id: str
+    data: bytes
+    thread_id: str
+    journal_id: int  # > 0 for message creations
+    message_id: str | None
+
+
+class Subscription:
+    def __init__(self, thread_id: str | None, limit: int) -> None:
+        self.thread_id = thread_id
+        self.limit = limit
+        self.dropped = False
+        self.closed = False
+        self._queue: deque[Event] = deque()
+        self._wake = asyncio.Event()
+
+    def push(self, event: Event) -> None:
+        if self.closed:
+            return
+        if len(self._queue) >= self.limit:
+            self.dropped = True  # too slow: drop it rather than buffer without bound
+            self._queue.clear()
+            self.close()
+            return
+        self._queue.append(event)
+        self._wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake.set()
+
+    async def next(self) -> Event | None:
+        while not self._queue:
+            if self.closed:
+                return None
+            self._wake.clear()
+            await self._wake.wait()
+        return self._queue.popleft()
+
+
+class Hub:
+    def __init__(self, catalog: Catalog, feed: Feed, journal: Journal, limit: int) -> None:
+        self.catalog = catalog
+        self.journal = journal
+        self.limit = limit
+        self.subscribers: set[Subscription] = set()
+        self.watermark = 0  # highest event id emitted: the id of events that create nothing
+        self._changes: deque[Change] = deque()
+        self._wake = asyncio.Event()
+        self._pump_task: asyncio.Task[None] | None = None
+        feed.subscribe(self._on_change)
+
+    def _on_change(self, change: Change) -> None:
+        self._changes.append(change)
+        self._wake.set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.journal.load)
+        missing = self._unjournaled()
+        if missing:
+            await loop.run_in_executor(None, self.journal.append, missing)
+        self.watermark = self.journal.end
+        self._pump_task = asyncio.create_task(self._pump())
+
+    async def stop(self) -> None:
+        for sub in list(self.subscribers):
+            sub.close()
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+
+    def subscribe(self, thread_id: str | None) -> Subscription:
+        sub = Subscription(thread_id, self.limit)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscribers.discard(sub)
+        sub.close()
+
+    # --- start-up: journal what was written while no Threadline ran ------------------------------
+
+    def _ids_from(self, entry: ThreadEntry, first_slot: int) -> list[str]:
+        index = entry.messages
+        if first_slot >= len(index):
+            return []
+        fd = self.catalog.read_fd(entry)
+        out = []
+        for slot in range(first_slot, len(index)):
+            mid = line_id(pread(fd, index.lengths[slot], index.starts[slot]))
+            if mid is not None:
+                out.append(mid)
+        return out
+
+    def _unjournaled(self) -> list[Record]:
+        records: list[Record] = []
+        for entry in self.catalog.ordered():
+            index = entry.messages
+            last = self.journal.last.get(entry.id)
+            if last is None and not self.journal.existed:
+                ids = self._ids_from(entry, len(index) - 1) if len(index) else []
+                records.append(Record(t=entry.id, b=ids[-1] if ids else None))
+                continue
+            if last is None:
+                first = 0  # a thread that appeared while no Threadline ran: all of it is new
+            else:
+                known = last.m or last.b
+                slot = index.find(known) if known else -1
+                if known and slot < 0:  # since deleted: fall back to its position
+                    slot = sum(1 for s in index.starts if s < last.o) - 1
+                first = slot + 1
+            for mid in self._ids_from(entry, first):
+                records.append(Record(t=entry.id, m=mid))
+        return records
+
+    # --- live ------------------------------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch = list(self._changes)
+            self._changes.clear()
+            created = [Record(t=c.thread_id, m=c.message_id, o=c.end)
+                       for c in batch if c.kind == CREATED]
+            try:
+                ids = await loop.run_in_executor(None, self.journal.append, created) \
+                    if created else []
+            except OSError:
+                log.exception("event journal: append failed; events keep flowing with "
+                              "watermark ids")
+                ids = [self.watermark] * len(created)
+            it = iter(ids)
+            for change in batch:
+                jid = next(it) if change.kind == CREATED else 0
+                event = self.event(change, jid)
+                if event is not None:
+                    self.fan_out(event)
+
+    def fan_out(self, event: Event) -> None:
+        for sub in tuple(self.subscribers):
+            if sub.thread_id is None or sub.thread_id == event.thread_id:
+                sub.push(event)
+
+    def event(self, change: Change, journal_id: int = 0) -> Event | None:
+        """The SSE event for a change, or None when its object is already gone again."""
+        self.watermark = max(self.watermark, journal_id)
+        tid, mid, kind = change.thread_id, change.message_id, change.kind
+        event_id = str(journal_id or self.watermark)
+        if kind == "thread.deleted":
+            data = encoder.encode({"id": tid, "object": "thread.deleted", "deleted": True})
+        elif kind == "thread.message.deleted":
+            data = encoder.encode({"id": mid, "object": "thread.message.deleted",
+                                   "deleted": True, "thread_id": tid})
+        else:
+            entry = self.catalog.get(tid)
+            if entry is None:
+                return None
+            if mid is None:
+                data = entry.thread_bytes
+            else:
+                found = self.message(entry, mid)
+                if found is None:
+                    return None
+                data = found
+        return Event(kind, event_id, data, tid, journal_id, mid)
+
+    def message(self, entry: ThreadEntry, message_id: str) -> bytes | None:
+        slot = entry.messages.find(message_id)
+        if slot < 0:
+            return None
+        try:
+            return message_bytes(self.catalog, entry, slot)
+        except (Stale, OSError):
+            return None
+
+    async def replay_since(self, event_id: int, thread_id: str | None) -> list[Event]:
+        """Creation events after `event_id`, from the journal, for messages that still exist."""
+        entries = await asyncio.get_running_loop().run_in_executor(
+            None, self.journal.read_after, event_id, thread_id)
+        events = []
+        for offset, rec in entries:
+            entry = self.catalog.get(rec.t)
+            data = self.message(entry, rec.m) if entry is not None and rec.m else None
+            if data is not None:
+                events.append(Event(CREATED, str(offset), data, rec.t, offset, rec.m))
+        return events
+
+    def replay_after_message(self, entry: ThreadEntry, slot: int) -> list[Event]:
+        """Creation events for the messages after `slot` of a thread (`?after=<message_id>`)."""
+        events = []
+        for mid in self._ids_from(entry, slot + 1):
+            data = self.message(entry, mid)
+            if data is not None:
+                jid = self.journal.id_of(entry.id, mid) or 0
+                events.append(Event(CREATED, str(jid or self.watermark), data, entry.id, jid, mid))
+        return events

@@ -1,0 +1,136 @@
+"""The event journal: a durable order of message creations, shared by every process.
+
+SSE event ids must survive restarts and mean the same in every Threadline process on a folder, and
+messages from many threads have no common order on disk. The journal gives them one:
+`<data>/.threadline/events.jsonl` holds a line per created message (`{"t":thread,"m":message}`),
+appended under a cross-process lock by whichever process indexes the message first; the others find
+the record when they take the lock and use its position. An event id is the byte offset just past
+the record, so "resume after id N" is "read the journal from N".
+
+Baseline lines (`{"t":thread,"b":last_message_or_null}`) mark where a thread stood when the journal
+began, so a restart can journal exactly the messages written while no Threadline was running.
+Blocking: every method here runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import msgspec
+
+
+class Record(msgspec.Struct, omit_defaults=True):
+    t: str
+    m: str | None = None  # a created message
+    b: str | None = None  # baseline: the thread's last message when the journal first saw it
+    o: int = 0  # end offset of the message's line in messages.jsonl when journaled
+
+
+_decoder = msgspec.json.Decoder(Record)
+_encoder = msgspec.json.Encoder()
+Entry = tuple[int, Record]  # (event id: offset just past the record, record)
+
+RECENT = 200_000  # records remembered for de-duplication between processes
+
+
+class Journal:
+    def __init__(self, data_dir: Path) -> None:
+        self.folder = data_dir / ".threadline"
+        self.path = self.folder / "events.jsonl"
+        self.existed = False
+        self.end = 0  # how far this process has read (always at a line boundary)
+        self.last: dict[str, Record] = {}  # per thread, its latest record
+        self._recent: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def load(self) -> None:
+        """Read the whole journal (start-up): the latest record of every thread."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.existed = self.path.exists()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self._catch_up(fd)
+        finally:
+            os.close(fd)
+
+    def _remember(self, offset: int, rec: Record) -> None:
+        self.last[rec.t] = rec
+        if rec.m is not None:
+            key = (rec.t, rec.m)
+            self._recent[key] = offset
+            self._recent.move_to_end(key)
+            if len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
+
+    def _catch_up(self, fd: int) -> None:
+        for offset, rec in self._read(fd, self.end):
+            self._remember(offset, rec)
+            self.end = offset
+
+    @staticmethod
+    def _read(fd: int, start: int) -> list[Entry]:
+        size = os.fstat(fd).st_size
+        if size <= start:
+            return []
+        data = os.pread(fd, size - start, start)
+        out: list[Entry] = []
+        pos = 0
+        while (nl := data.find(b"\n", pos)) >= 0:
+            try:
+                out.append((start + nl + 1, _decoder.decode(data[pos:nl])))
+            except msgspec.DecodeError:
+                pass  # a line torn by a crash: the next writer starts a fresh line after it
+            pos = nl + 1
+        return out
+
+    def append(self, records: list[Record]) -> list[int]:
+        """Journal records, unless another process already journaled the same message; return the
+        event id of each (its offset end) in order."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._catch_up(fd)
+            size = os.fstat(fd).st_size
+            chunks: list[bytes] = []
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                chunks.append(b"\n")  # close a torn line left by a crash
+                size += 1
+            ids: list[int] = []
+            for rec in records:
+                known = self._recent.get((rec.t, rec.m)) if rec.m is not None else None
+                if known is not None:
+                    ids.append(known)
+                    continue
+                line = _encoder.encode(rec) + b"\n"
+                chunks.append(line)
+                size += len(line)
+                ids.append(size)
+                self._remember(size, rec)
+            if len(chunks) > (1 if chunks and chunks[0] == b"\n" else 0):
+                data = b"".join(chunks)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            self.end = size
+            return ids
+        finally:
+            os.close(fd)  # drops the lock
+
+    def read_after(self, offset: int, thread_id: str | None = None) -> list[Entry]:
+        """Records of created messages after event id `offset` (optionally of one thread)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return []
+        try:
+            entries = self._read(fd, offset)
+        finally:
+            os.close(fd)
+        return [(o, r) for o, r in entries
+                if r.m is not None and (thread_id is None or r.t == thread_id)]
+
+    def id_of(self, thread_id: str, message_id: str) -> int | None:
+        return self._recent.get((thread_id, message_id))

@@ -1,0 +1,172 @@
+"""The watcher: keeps the index in step with what other programs do to the data folder.
+
+A watchfiles task reports changed paths; each names a thread, and that thread is synced (the same
+`Indexer.sync` the server's own writes use, which reads only the bytes past the indexed end). Syncs
+are coalesced per thread: while one runs, further changes mark the thread dirty and it runs once
+more. A periodic reconcile catches anything a lost or overflowed notification missed. One failing
+thread is logged and never stops the watcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchfiles import Change, awatch
+
+from .config import Config
+from .index.sync import Indexer, list_thread_ids
+from .store.layout import MESSAGES, THREAD_JSON, thread_id_of
+
+log = logging.getLogger(__name__)
+
+RECONCILE_SECONDS = 30.0
+
+
+@dataclass
+class WatchStats:
+    batches: int = 0
+    paths: int = 0
+    syncs: int = 0
+    errors: int = 0
+    last_batch_at: float = 0.0
+    last_lag_ms: float = 0.0  # from a batch arriving to its threads being synced
+    running: bool = False
+
+
+class Syncer:
+    """Runs `Indexer.sync` for threads, at most one at a time per thread, never losing a request."""
+
+    def __init__(self, indexer: Indexer, stats: WatchStats) -> None:
+        self.indexer = indexer
+        self.stats = stats
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()
+
+    def request(self, thread_id: str) -> asyncio.Task[None]:
+        task = self._running.get(thread_id)
+        if task is not None:
+            self._dirty.add(thread_id)
+            return task
+        task = self._running[thread_id] = asyncio.create_task(self._run(thread_id))
+        return task
+
+    async def _run(self, thread_id: str) -> None:
+        try:
+            while True:
+                self._dirty.discard(thread_id)
+                try:
+                    await self.indexer.sync(thread_id)
+                    self.stats.syncs += 1
+                except Exception:
+                    self.stats.errors += 1
+                    log.exception("watcher: syncing thread %s failed; will retry on its next "
+                                  "change", thread_id)
+                if thread_id not in self._dirty:
+                    return
+        finally:
+            self._running.pop(thread_id, None)
+
+    async def drain(self) -> None:
+        while self._running:
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+
+def _relevant(threads_dir: Path) -> object:
+    def accept(change: Change, path: str) -> bool:
+        p = Path(path)
+        if p.parent == threads_dir:  # a thread folder appearing or vanishing
+            return True
+        return p.name in (MESSAGES, THREAD_JSON) and p.parent.parent == threads_dir
+    return accept
+
+
+async def _batches(config: Config, stop: asyncio.Event) -> AsyncIterator[set[tuple[Change, str]]]:
+    async for changes in awatch(
+        config.threads_dir,
+        watch_filter=_relevant(config.threads_dir),  # type: ignore[arg-type]
+        debounce=config.watch_debounce_ms,
+        step=config.watch_step_ms,
+        stop_event=stop,
+        force_polling=config.watch_polling,
+        poll_delay_ms=config.watch_poll_interval_ms,
+        recursive=True,
+        ignore_permission_denied=True,
+    ):
+        yield changes
+
+
+async def reconcile(indexer: Indexer, syncer: Syncer) -> None:
+    """Sync every thread on disk and every thread in the index (cheap: two stats each)."""
+    loop = asyncio.get_running_loop()
+    on_disk = await loop.run_in_executor(None, list_thread_ids, indexer.threads_dir)
+    for thread_id in set(on_disk) | set(indexer.catalog.threads):
+        syncer.request(thread_id)
+    await syncer.drain()
+
+
+async def run(config: Config, indexer: Indexer, syncer: Syncer, stop: asyncio.Event) -> None:
+    stats = syncer.stats
+    threads_dir = config.threads_dir
+    catch_up: asyncio.TimerHandle | None = None
+    while not stop.is_set():
+        try:
+            threads_dir.mkdir(parents=True, exist_ok=True)
+            stats.running = True
+            # Whatever changed while no watcher was running; started a moment after the watch
+            # itself so that nothing falls between the two.
+            catch_up = asyncio.get_running_loop().call_later(
+                0.1, lambda: asyncio.ensure_future(reconcile(indexer, syncer)))
+            async for changes in _batches(config, stop):
+                arrived = time.monotonic()
+                stats.batches += 1
+                stats.paths += len(changes)
+                stats.last_batch_at = time.time()
+                ids = {thread_id_of(threads_dir, Path(path)) for _, path in changes}
+                tasks = [syncer.request(t) for t in ids if t is not None]
+                if tasks:
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                stats.last_lag_ms = (time.monotonic() - arrived) * 1000
+        except Exception:
+            stats.errors += 1
+            log.exception("watcher failed; restarting in 1 s")
+        if catch_up is not None:
+            catch_up.cancel()
+        stats.running = False
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+async def run_reconciler(indexer: Indexer, syncer: Syncer, stop: asyncio.Event) -> None:
+    while True:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), RECONCILE_SECONDS)
+            return
+        try:
+            await reconcile(indexer, syncer)
+        except Exception:
+            log.exception("reconcile failed")
+
+
+@contextlib.asynccontextmanager
+async def watching(config: Config, indexer: Indexer, stats: WatchStats) -> AsyncIterator[None]:
+    """Run the watcher and the reconciler for the duration of the block."""
+    if not config.watch:
+        yield
+        return
+    syncer = Syncer(indexer, stats)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(run(config, indexer, syncer, stop)),
+             asyncio.create_task(run_reconciler(indexer, syncer, stop))]
+    try:
+        yield
+    finally:
+        stop.set()
+        _, pending = await asyncio.wait(tasks, timeout=2.0)
+        for t in pending:
+            t.cancel()

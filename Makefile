@@ -22,14 +22,19 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow -o addopts="" || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -q -m "slow and not container" -o addopts="" || [ $$? -eq 5 ]
+
+# Builds and runs the Docker image and docker-compose.yml with podman (sets podman up first).
+container-test: $(STAMP)
+	$(BIN)/python -m pytest -q -m container -o addopts="" tests/test_container.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

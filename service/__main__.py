@@ -11,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__
-from .config import Config, ConfigError, load
+from . import __version__, check, logs
+from .config import ConfigError, load
 
 
 def _serve_parser(sub: Any) -> None:
@@ -24,6 +24,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--api-key", dest="api_keys", action="append",
                    help="accept this API key (repeatable)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", choices=["plain", "json"])
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -31,31 +32,29 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--version", action="version", version=f"threadline {__version__}")
     sub = parser.add_subparsers(dest="command")
     _serve_parser(sub)
+    check.add_parser(sub)
     argv = list(argv)
-    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "serve")
     return parser.parse_args(argv)
-
-
-def setup_logging(config: Config) -> None:
-    logging.basicConfig(level=config.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
-    flags = {k: getattr(args, k) for k in ("data_dir", "host", "port", "api_keys", "log_level")}
+    flags = {k: getattr(args, k)
+             for k in ("data_dir", "host", "port", "api_keys", "log_level", "log_format")}
     try:
         config = load(flags, config_file=args.config)
     except ConfigError as exc:
         print(f"threadline: {exc}", file=sys.stderr)
         return 2
-    setup_logging(config)
+    logs.setup(config)
     web.run_app(create_app(config), host=config.host, port=config.port,
                 print=lambda msg: logging.getLogger("threadline").info(
                     "serving %s on http://%s:%d", config.data_dir, config.host, config.port),
-                shutdown_timeout=2.0)
+                shutdown_timeout=2.0, access_log_class=logs.AccessLogger)
+    logging.getLogger("threadline").info("stopped")
     return 0
 
 
@@ -65,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             args = parse_args(["serve"])
         return serve(args)
+    if args.command == "check":
+        return check.main(args)
     return 2
 
 

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api.auth import auth_middleware
+from .api.cors import cors_middleware, setup_cors
+from .api.metrics import metrics_middleware, setup_metrics
 from .api.routes import setup_routes
 from .config import Config
 from .errors import error_middleware
@@ -52,7 +54,7 @@ async def watch_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config) -> web.Application:
     app = web.Application(
         client_max_size=config.max_body_bytes,
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[metrics_middleware, cors_middleware, error_middleware, auth_middleware],
     )
     catalog = Catalog()
     feed = Feed()
@@ -64,6 +66,8 @@ def create_app(config: Config) -> web.Application:
     app[REPO] = Repository(config, catalog, indexer)
     app[WATCH] = WatchStats()
     app[HUB] = Hub(catalog, feed, Journal(config.data_dir), config.sse_queue_limit)
+    setup_metrics(app)
+    setup_cors(app)
     app.cleanup_ctx.append(index_ctx)
     app.cleanup_ctx.append(hub_ctx)
     app.cleanup_ctx.append(watch_ctx)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,9 @@ DEFAULT_CONFIG_FILE = Path("config/threadline.toml")
 FsyncPolicy = Literal["always", "never"]
 LogFormat = Literal["plain", "json"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+# "*" or a browser origin exactly as browsers send it: scheme://host[:port], no path or trailing
+# slash (Jan's desktop app is a Tauri origin, hence any scheme).
+CorsOrigin = Annotated[str, Meta(pattern=r"^(\*|[a-z][a-z0-9+.-]*://[^/\s]+)$")]
 
 
 class ConfigError(ValueError):
@@ -37,7 +41,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     port: Annotated[int, Meta(ge=0, le=65535)] = 1337
     api_keys: tuple[str, ...] = ()
     allow_unauthenticated_remote: bool = False
-    cors_origins: tuple[str, ...] = ()
+    cors_origins: tuple[CorsOrigin, ...] = ()
     fsync: FsyncPolicy = "always"
     max_body_bytes: Annotated[int, Meta(ge=1024)] = 4 * 1024 * 1024
     max_line_bytes: Annotated[int, Meta(ge=1024)] = 4 * 1024 * 1024
@@ -61,16 +65,37 @@ _LIST_FIELDS = frozenset({"api_keys", "cors_origins"})
 FIELDS: tuple[str, ...] = Config.__struct_fields__
 
 
-def _convert(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Validate a partial mapping of settings, naming the offending setting on error."""
-    for name in raw:
+def _dec_hook(type_: type, obj: Any) -> Any:
+    # msgspec has no Path type: a path from the file or the environment arrives as a string.
+    if type_ is Path and isinstance(obj, str | Path):
+        return Path(obj)
+    raise msgspec.ValidationError(f"Expected `{type_.__name__}`, got `{type(obj).__name__}`")
+
+
+def _to_config(raw: Mapping[str, Any]) -> Config:
+    return msgspec.convert(dict(raw), Config, strict=False, dec_hook=_dec_hook)
+
+
+_AT_PATH = re.compile(r" - at `\$[^`]*`$")
+
+
+def _convert(raw: Mapping[str, Any], source: Callable[[str], str]) -> dict[str, Any]:
+    """Validate a partial mapping of settings one by one, so an error names the setting and where
+    it came from (`source(name)`: the file, the environment variable, the flag)."""
+    for name, value in raw.items():
         if name not in FIELDS:
-            raise ConfigError(f"unknown setting {name!r} in {source}")
-    try:
-        msgspec.convert(dict(raw), Config, strict=False)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid setting in {source}: {exc}") from None
+            raise ConfigError(f"unknown setting {name!r} in {source(name)}")
+        try:
+            _to_config({name: value})
+        except msgspec.ValidationError as exc:
+            reason = _AT_PATH.sub("", str(exc))  # the value is not echoed: it may be a key
+            raise ConfigError(f"invalid value for setting {name!r} in {source(name)}: "
+                              f"{reason}") from None
     return dict(raw)
+
+
+def _flag(name: str) -> str:
+    return "--api-key" if name == "api_keys" else "--" + name.replace("_", "-")
 
 
 def from_file(path: Path) -> dict[str, Any]:
@@ -84,7 +109,7 @@ def from_file(path: Path) -> dict[str, Any]:
     section = raw.pop("threadline", None)
     if isinstance(section, dict):
         raw.update(section)
-    return _convert(raw, str(path))
+    return _convert(raw, lambda _: f"config file {path}")
 
 
 def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -94,12 +119,12 @@ def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         name = key[len(ENV_PREFIX) :].lower()
         if name not in FIELDS:
-            raise ConfigError(f"unknown setting {name!r} (environment variable {key})")
+            raise ConfigError(f"unknown setting {name!r} in environment variable {key}")
         if name in _LIST_FIELDS:
             raw[name] = [v.strip() for v in value.split(",") if v.strip()]
         else:
             raw[name] = value
-    return _convert(raw, "the environment")
+    return _convert(raw, lambda name: f"environment variable {ENV_PREFIX}{name.upper()}")
 
 
 def load(
@@ -119,8 +144,8 @@ def load(
     elif DEFAULT_CONFIG_FILE.is_file():
         merged.update(from_file(DEFAULT_CONFIG_FILE))
     merged.update(from_env(environ))
-    merged.update(_convert(flags, "the command line"))
-    config = msgspec.convert(merged, Config, strict=False)
+    merged.update(_convert(flags, lambda name: f"command-line flag {_flag(name)}"))
+    config = _to_config(merged)
     check_bind(config)
     return config
 
@@ -136,7 +161,7 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(config: Config) -> None:
     """Refuse to serve a non-loopback address without a key unless explicitly allowed."""
-    if not is_loopback(config.host) and not config.api_keys and not config.allow_unauthenticated_remote:
+    if not (is_loopback(config.host) or config.api_keys or config.allow_unauthenticated_remote):
         raise ConfigError(
             f"refusing to bind non-loopback host {config.host!r} with no api_keys; set api_keys "
             "(THREADLINE_API_KEYS / --api-key) or allow_unauthenticated_remote = true"

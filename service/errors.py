@@ -69,8 +69,12 @@ def thread_not_found(thread_id: str) -> NotFound:
     return NotFound(f"No thread found with id '{thread_id}'.", param="thread_id")
 
 
+class UnknownMessage(NotFound):
+    """No such message in the index (which may be a few milliseconds behind another writer)."""
+
+
 def message_not_found(message_id: str) -> NotFound:
-    return NotFound(f"No message found with id '{message_id}'.", param="message_id")
+    return UnknownMessage(f"No message found with id '{message_id}'.", param="message_id")
 
 
 def error_response(
@@ -80,12 +84,14 @@ def error_response(
     return web.Response(status=status, body=encoder.encode(body), content_type="application/json")
 
 
-_PATH_RE = re.compile(r"at `\$\.?([^`]*)`")
+_PATH_RE = re.compile(r"`\$\.?([^`]*)`")
 
 
 def _validation_param(message: str) -> str | None:
+    """The field a msgspec error names (`$.metadata[...]`, or `key` in `$.metadata`), as
+    OpenAI names params: `metadata`."""
     match = _PATH_RE.search(message)
-    return match.group(1) or None if match else None
+    return match.group(1).replace("[...]", "") or None if match else None
 
 
 _HTTP_TYPES = {401: "invalid_request_error", 404: "invalid_request_error"}

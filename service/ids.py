@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 THREAD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -18,12 +19,29 @@ def _random62(length: int = 24) -> str:
     return "".join(chars)
 
 
+_last_ms = 0
+
+
+def _clock62(width: int = 8) -> str:
+    """Milliseconds since the epoch, strictly increasing in this process, as fixed-width base 62
+    (the alphabet is in ASCII order, so these strings sort like the numbers)."""
+    global _last_ms
+    _last_ms = max(time.time_ns() // 1_000_000, _last_ms + 1)
+    n, chars = _last_ms, []
+    for _ in range(width):
+        n, r = divmod(n, 62)
+        chars.append(_ALPHABET[r])
+    return "".join(reversed(chars))
+
+
 def new_message_id() -> str:
     return "msg_" + _random62()
 
 
 def new_thread_id() -> str:
-    return "thread_" + _random62()
+    """Time-ordered: the thread list sorts by (created_at, id), and created_at has whole seconds,
+    so threads created within one second still list in creation order."""
+    return "thread_" + _clock62() + _random62(16)
 
 
 def is_thread_id(value: str) -> bool:

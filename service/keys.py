@@ -9,6 +9,7 @@ from .events.hub import Hub
 from .feed import Feed
 from .index.catalog import Catalog
 from .index.sync import Indexer
+from .metrics import Metrics
 from .repo import Repository
 from .watch import WatchStats
 
@@ -19,3 +20,4 @@ INDEXER = web.AppKey("indexer", Indexer)
 REPO = web.AppKey("repo", Repository)
 WATCH = web.AppKey("watch", WatchStats)
 HUB = web.AppKey("hub", Hub)
+METRICS = web.AppKey("metrics", Metrics)

@@ -101,8 +101,8 @@ class CreateThread(Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ModifyThread(Struct, kw_only=True, forbid_unknown_fields=True):
-    tool_resources: ToolResources | None | UnsetType = UNSET
-    metadata: Metadata | None | UnsetType = UNSET
+    tool_resources: ToolResources | UnsetType | None = UNSET
+    metadata: Metadata | UnsetType | None = UNSET
 
 
 class IncompleteDetails(Struct, kw_only=True):
@@ -112,20 +112,43 @@ class IncompleteDetails(Struct, kw_only=True):
 class ModifyMessage(Struct, kw_only=True, forbid_unknown_fields=True):
     """OpenAI allows `metadata`; the rest is Jan's extension for editing a message in place."""
 
-    metadata: Metadata | None | UnsetType = UNSET
+    metadata: Metadata | UnsetType | None = UNSET
     content: InputContent | UnsetType = UNSET
     status: Status | UnsetType = UNSET
-    completed_at: Timestamp | None | UnsetType = UNSET
-    incomplete_at: Timestamp | None | UnsetType = UNSET
-    incomplete_details: IncompleteDetails | None | UnsetType = UNSET
+    completed_at: Timestamp | UnsetType | None = UNSET
+    incomplete_at: Timestamp | UnsetType | None = UNSET
+    incomplete_details: IncompleteDetails | UnsetType | None = UNSET
 
 
 # --- served objects ------------------------------------------------------------------------------
 
 
+class FileRef(Struct, kw_only=True):
+    file_id: str
+
+
+class FileCitationAnnotation(Struct, kw_only=True, tag_field="type", tag="file_citation"):
+    text: str
+    file_citation: FileRef
+    start_index: Annotated[int, Meta(ge=0)]
+    end_index: Annotated[int, Meta(ge=0)]
+
+
+class FilePathAnnotation(Struct, kw_only=True, tag_field="type", tag="file_path"):
+    text: str
+    file_path: FileRef
+    start_index: Annotated[int, Meta(ge=0)]
+    end_index: Annotated[int, Meta(ge=0)]
+
+
+# Typed, not free dicts: the SDK validates annotations strictly, so a stored line with any other
+# annotation must not pass as canonical (normalize drops what does not fit).
+TextAnnotation = FileCitationAnnotation | FilePathAnnotation
+
+
 class TextValue(Struct, kw_only=True):
     value: str
-    annotations: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    annotations: list[TextAnnotation] = msgspec.field(default_factory=list)
 
 
 class TextPart(Struct, kw_only=True, tag_field="type", tag="text"):
@@ -139,17 +162,21 @@ class RefusalPart(Struct, kw_only=True, tag_field="type", tag="refusal"):
 ContentPart = TextPart | ImageUrlPart | ImageFilePart | RefusalPart
 
 
+# Seconds: a stored line with a larger value (Jan's milliseconds) is not canonical.
+Seconds = Annotated[int, Meta(ge=0, le=10**12)]
+
+
 class Message(Struct, kw_only=True):
     """The OpenAI v2 message object; its encoding is the canonical `messages.jsonl` line."""
 
     id: str
     object: Literal["thread.message"] = "thread.message"
-    created_at: int
+    created_at: Seconds
     thread_id: str
     status: Status = "completed"
     incomplete_details: IncompleteDetails | None = None
-    completed_at: int | None = None
-    incomplete_at: int | None = None
+    completed_at: Seconds | None = None
+    incomplete_at: Seconds | None = None
     role: Role
     content: list[ContentPart]
     assistant_id: str | None = None

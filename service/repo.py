@@ -13,16 +13,23 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from .config import Config
-from .errors import InvalidRequest, PayloadTooLarge, message_not_found, thread_not_found
+from .errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    UnknownMessage,
+    message_not_found,
+    thread_not_found,
+)
 from .ids import is_thread_id, new_message_id, new_thread_id
 from .index.catalog import Catalog, FileState, ThreadEntry
 from .index.paging import Order, page
-from .index.reader import Stale, message_bytes, page_bytes
+from .index.reader import Stale, message_bytes, page_bytes, stored_line
 from .index.sync import Indexer
 from .models import (
     CreateMessage,
@@ -39,7 +46,7 @@ from .models import (
 from .store import normalize
 from .store.files import fsync_dir, thread_locked, write_atomic
 from .store.layout import MESSAGES, THREAD_JSON
-from .store.lines import decode_object
+from .store.lines import decode_object, line_id
 from .store.rewrite import rewrite_message
 from .store.writer import ThreadWriter
 
@@ -63,16 +70,25 @@ class Repository:
         self.indexer = indexer
         self.durable = config.fsync == "always"
         self._writers: dict[str, ThreadWriter] = {}
+        self.on_append: Callable[[float], None] | None = None  # seconds per write+fsync (metrics)
 
     def writer(self, thread_id: str) -> ThreadWriter:
         w = self._writers.get(thread_id)
         if w is None:
             w = self._writers[thread_id] = ThreadWriter(
-                self.threads_dir / thread_id, self.durable, self.config.write_queue_limit)
+                self.threads_dir / thread_id, self.durable, self.config.write_queue_limit,
+                self.on_append)
         return w
 
-    def thread(self, thread_id: str) -> ThreadEntry:
-        entry = self.catalog.get(thread_id) if is_thread_id(thread_id) else None
+    async def thread(self, thread_id: str) -> ThreadEntry:
+        """The thread's entry. A miss whose folder exists (another process created it a moment
+        ago, before the watcher reported it) is synced first, so a client can use a thread
+        right after creating it through any process."""
+        if not is_thread_id(thread_id):
+            raise thread_not_found(thread_id)
+        entry = self.catalog.get(thread_id)
+        if entry is None and os.path.isdir(self.threads_dir / thread_id):
+            entry = await self.indexer.sync(thread_id)
         if entry is None:
             raise thread_not_found(thread_id)
         return entry
@@ -119,16 +135,18 @@ class Repository:
             fsync_dir(self.threads_dir)
 
     async def modify_thread(self, thread_id: str, req: ModifyThread) -> ThreadEntry:
-        entry = self.thread(thread_id)
+        entry = await self.thread(thread_id)
 
         def edit() -> None:
             path = entry.folder / THREAD_JSON
             with thread_locked(entry.folder):
                 try:
-                    doc = decode_object(path.read_bytes()) or {}
+                    found = decode_object(path.read_bytes())
                 except FileNotFoundError:
-                    doc = {"id": thread_id, "object": "thread",
-                           "created_at": entry.thread.created_at}
+                    found = None
+                # None: no thread.json, or one that is not an object; a complete one replaces it.
+                doc = found if found is not None else {
+                    "id": thread_id, "object": "thread", "created_at": entry.thread.created_at}
                 if req.metadata is not msgspec.UNSET:
                     doc["metadata"] = req.metadata or {}
                 if req.tool_resources is not msgspec.UNSET:
@@ -142,7 +160,7 @@ class Repository:
         return synced
 
     async def delete_thread(self, thread_id: str) -> bytes:
-        entry = self.thread(thread_id)
+        entry = await self.thread(thread_id)
         hidden = self.threads_dir / f".deleted-{thread_id}-{os.urandom(4).hex()}"
 
         def remove() -> None:
@@ -181,7 +199,7 @@ class Repository:
         return line
 
     async def create_message(self, thread_id: str, req: CreateMessage) -> bytes:
-        entry = self.thread(thread_id)
+        entry = await self.thread(thread_id)
         line = self._new_line(thread_id, req, int(time.time()))
         offset = await self._exclusive_append(thread_id, line)
         if entry.tail.end < offset + len(line) + 1 or self.catalog.get(thread_id) is not entry:
@@ -195,11 +213,12 @@ class Repository:
             raise thread_not_found(thread_id) from None
 
     async def _read(self, thread_id: str, fn: Any, *args: Any) -> Any:
-        """Run a read; if the file changed under the index, sync once and run it again."""
-        entry = self.thread(thread_id)
+        """Run a read; if the file changed under the index, or the message is not (yet) in it,
+        sync once and run it again."""
+        entry = await self.thread(thread_id)
         try:
             return fn(entry, *args)
-        except (Stale, FileNotFoundError):
+        except (Stale, FileNotFoundError, UnknownMessage):
             pass
         synced = await self.indexer.sync(thread_id)
         if synced is None:
@@ -253,7 +272,13 @@ class Repository:
         def edit(old: bytes) -> bytes:
             obj = decode_object(old) or {}
             obj.update(changes)
-            return encoder.encode(obj)
+            line = encoder.encode(obj)
+            # The limit holds for edits too; a line Jan wrote over it may still shrink or stay.
+            if len(line) > self.config.max_line_bytes and len(line) > len(old):
+                raise PayloadTooLarge(
+                    f"Message is too large: {len(line)} bytes encoded, the limit is "
+                    f"{self.config.max_line_bytes}.", param="content")
+            return line
 
         await self._rewrite(thread_id, message_id, edit)
         return await self.get_message(thread_id, message_id)
@@ -263,7 +288,7 @@ class Repository:
         return encoder.encode(DeletedMessage(id=message_id))
 
     async def _rewrite(self, thread_id: str, message_id: str, edit: Any) -> None:
-        entry = self.thread(thread_id)
+        entry = await self.thread(thread_id)
         if entry.messages.find(message_id) < 0:
             synced = await self.indexer.sync(thread_id)  # it may be newer than the index
             if synced is None or synced.messages.find(message_id) < 0:
@@ -287,8 +312,11 @@ class Repository:
 
     async def message_files(self, thread_id: str, message_id: str) -> list[MessageFile]:
         def read(entry: ThreadEntry) -> list[MessageFile]:
-            raw = message_bytes(self.catalog, entry, self._slot(entry, message_id))
-            obj = decode_object(raw) or {}
+            # The stored line, not the served one: legacy `file_ids` are not in the served shape.
+            raw = stored_line(self.catalog, entry, self._slot(entry, message_id))
+            obj = decode_object(raw)
+            if obj is None or line_id(raw) != message_id:
+                raise Stale(thread_id)
             created = normalize.created_seconds(obj)
             return [MessageFile(id=f, created_at=created, message_id=message_id)
                     for f in normalize.file_ids(obj)]

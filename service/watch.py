@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class WatchStats:
     errors: int = 0
     last_batch_at: float = 0.0
     last_lag_ms: float = 0.0  # from a batch arriving to its threads being synced
+    reconciles: int = 0  # full passes done (the first one: the watch is in place)
     running: bool = False
 
 
@@ -86,19 +88,61 @@ def _relevant(threads_dir: Path) -> object:
     return accept
 
 
-async def _batches(config: Config, stop: asyncio.Event) -> AsyncIterator[set[tuple[Change, str]]]:
+Batch = tuple[set[str], int]  # the threads to sync, and how many paths changed
+
+
+async def _notified(config: Config, root: Path, stop: asyncio.Event) -> AsyncIterator[Batch]:
     async for changes in awatch(
-        config.threads_dir,
-        watch_filter=_relevant(config.threads_dir),  # type: ignore[arg-type]
+        root,
+        watch_filter=_relevant(root),  # type: ignore[arg-type]
         debounce=config.watch_debounce_ms,
         step=config.watch_step_ms,
         stop_event=stop,
-        force_polling=config.watch_polling,
-        poll_delay_ms=config.watch_poll_interval_ms,
         recursive=True,
         ignore_permission_denied=True,
     ):
-        yield changes
+        ids = {thread_id_of(root, Path(path)) for _, path in changes}
+        yield {t for t in ids if t is not None}, len(changes)
+
+
+Signature = tuple[tuple[int, int, int] | None, ...]
+
+
+def _signature(folder: Path) -> Signature:
+    out: list[tuple[int, int, int] | None] = []
+    for name in (THREAD_JSON, MESSAGES):
+        try:
+            st = os.stat(folder / name)
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def scan(threads_dir: Path) -> dict[str, Signature]:
+    """Every thread folder with (inode, size, mtime in ns) of its two files: blocking."""
+    return {t: _signature(threads_dir / t) for t in list_thread_ids(threads_dir)}
+
+
+async def _polled(config: Config, root: Path, stop: asyncio.Event) -> AsyncIterator[Batch]:
+    """Stat every thread's files each interval and report the threads that differ. Not
+    watchfiles' `force_polling`: its poller (notify's) compares mtimes in whole seconds and not
+    sizes, so a second change within the same second as the one before was never reported."""
+    loop = asyncio.get_running_loop()
+    before: dict[str, Signature] = {}  # so the first pass syncs every thread: the catch-up
+    while True:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), config.watch_poll_interval_ms / 1000)
+            return
+        now = await loop.run_in_executor(None, scan, root)
+        changed = {t for t in before.keys() | now.keys() if before.get(t) != now.get(t)}
+        before = now
+        if changed:
+            yield changed, len(changed)
+
+
+def _batches(config: Config, root: Path, stop: asyncio.Event) -> AsyncIterator[Batch]:
+    return (_polled if config.watch_polling else _notified)(config, root, stop)
 
 
 async def reconcile(indexer: Indexer, syncer: Syncer) -> None:
@@ -108,27 +152,37 @@ async def reconcile(indexer: Indexer, syncer: Syncer) -> None:
     for thread_id in set(on_disk) | set(indexer.catalog.threads):
         syncer.request(thread_id)
     await syncer.drain()
+    syncer.stats.reconciles += 1
+
+
+async def _catch_up(indexer: Indexer, syncer: Syncer) -> None:
+    await asyncio.sleep(0.1)
+    try:
+        await reconcile(indexer, syncer)
+    except Exception:
+        log.exception("reconcile failed")
 
 
 async def run(config: Config, indexer: Indexer, syncer: Syncer, stop: asyncio.Event) -> None:
     stats = syncer.stats
-    threads_dir = config.threads_dir
-    catch_up: asyncio.TimerHandle | None = None
+    # Absolute, as the paths watchfiles reports are (for a relative data dir, like the default
+    # `./data`, they would otherwise never match and every change would be dropped).
+    threads_dir = config.threads_dir.absolute()
+    catch_up: asyncio.Task[None] | None = None
     while not stop.is_set():
         try:
             threads_dir.mkdir(parents=True, exist_ok=True)
             stats.running = True
             # Whatever changed while no watcher was running; started a moment after the watch
-            # itself so that nothing falls between the two.
-            catch_up = asyncio.get_running_loop().call_later(
-                0.1, lambda: asyncio.ensure_future(reconcile(indexer, syncer)))
-            async for changes in _batches(config, stop):
+            # itself so that nothing falls between the two. Kept, so that it is not collected
+            # half-way and is cancelled with the watcher.
+            catch_up = asyncio.create_task(_catch_up(indexer, syncer))
+            async for ids, paths in _batches(config, threads_dir, stop):
                 arrived = time.monotonic()
                 stats.batches += 1
-                stats.paths += len(changes)
+                stats.paths += paths
                 stats.last_batch_at = time.time()
-                ids = {thread_id_of(threads_dir, Path(path)) for _, path in changes}
-                tasks = [syncer.request(t) for t in ids if t is not None]
+                tasks = [syncer.request(t) for t in ids]
                 if tasks:
                     await asyncio.gather(*tasks, return_exceptions=True)
                 stats.last_lag_ms = (time.monotonic() - arrived) * 1000
@@ -170,3 +224,6 @@ async def watching(config: Config, indexer: Indexer, stats: WatchStats) -> Async
         _, pending = await asyncio.wait(tasks, timeout=2.0)
         for t in pending:
             t.cancel()
+        # No sync may still be applying changes once the index is closed after this block.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(syncer.drain(), 2.0)

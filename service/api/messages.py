@@ -19,7 +19,7 @@ def _ids(request: web.Request) -> tuple[str, str]:
 async def create_message(request: web.Request) -> web.Response:
     repo = request.app[REPO]
     thread_id = request.match_info["thread_id"]
-    repo.thread(thread_id)
+    await repo.thread(thread_id)
     return json_response(await repo.create_message(thread_id, await json_body(request,
                                                                                CreateMessage)))
 
@@ -39,7 +39,7 @@ async def get_message(request: web.Request) -> web.Response:
 async def modify_message(request: web.Request) -> web.Response:
     repo = request.app[REPO]
     thread_id, message_id = _ids(request)
-    repo.thread(thread_id)
+    await repo.thread(thread_id)
     req = await json_body(request, ModifyMessage)
     return json_response(await repo.modify_message(thread_id, message_id, req))
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from ..errors import InvalidRequest, UnsupportedMediaType
 from ..index.paging import Order
 from ..models import REQUEST_DECODERS
+from ..store.lines import too_deep
 
 T = TypeVar("T")
 
@@ -27,7 +28,16 @@ async def json_body(request: web.Request, type_: type[T]) -> T:
         raise UnsupportedMediaType("Missing Content-Type: send application/json.")
     if not body.strip():
         body = b"{}"
-    return cast(T, REQUEST_DECODERS[type_].decode(body))
+    if too_deep(body):  # what we store must stay readable: stored lines have the same bound
+        raise InvalidRequest("Request body is nested too deeply.")
+    try:
+        return cast(T, REQUEST_DECODERS[type_].decode(body))
+    # Neither is a msgspec error: invalid UTF-8 in a string, and nesting past the parser's depth
+    # inside a free-form field (`vector_stores`); both are the client's fault, not ours.
+    except UnicodeDecodeError:
+        raise InvalidRequest("Request body is not valid UTF-8.") from None
+    except RecursionError:
+        raise InvalidRequest("Request body is nested too deeply.") from None
 
 
 def json_response(body: bytes, status: int = 200) -> web.Response:

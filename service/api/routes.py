@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import health, messages, threads
+from .. import openapi
+from . import health, messages, sse, summaries, threads
+from .metrics import metrics_handler
+from .ui import setup_ui
 
 T = "/v1/threads/{thread_id}"
 M = T + "/messages/{message_id}"
@@ -13,6 +16,8 @@ M = T + "/messages/{message_id}"
 def setup_routes(app: web.Application) -> None:
     app.router.add_routes([
         web.get("/healthz", health.healthz),
+        web.get("/metrics", metrics_handler),
+        web.get("/openapi.json", openapi.openapi_json),
         web.post("/v1/threads", threads.create_thread),
         web.get("/v1/threads", threads.list_threads),
         web.get(T, threads.get_thread),
@@ -25,4 +30,8 @@ def setup_routes(app: web.Application) -> None:
         web.delete(M, messages.delete_message),
         web.get(M + "/files", messages.list_message_files),
         web.get(M + "/files/{file_id}", messages.get_message_file),
+        web.get(T + "/events", sse.thread_events),
+        web.get("/v1/events", sse.all_events),
+        web.get("/v1/thread_summaries", summaries.thread_summaries),
     ])
+    setup_ui(app)

@@ -31,7 +31,8 @@ def _last_event_id(request: web.Request) -> int | None:
 
 
 async def thread_events(request: web.Request) -> web.StreamResponse:
-    entry = request.app[REPO].thread(request.match_info["thread_id"])  # JSON 404 before streaming
+    # A JSON 404 before streaming for an unknown thread.
+    entry = await request.app[REPO].thread(request.match_info["thread_id"])
     hub = request.app[HUB]
     last = _last_event_id(request)
     after = request.query.get("after")
@@ -64,6 +65,11 @@ async def _stream(request: web.Request, sub: Subscription, replay: list[Event],
     hub = request.app[HUB]
     resp = EventSourceResponse(sep="\n", ping_interval=request.app[CONFIG].sse_ping_seconds,
                                send_timeout=SEND_TIMEOUT)
+    transport = request.transport
+    if transport is not None:
+        # A dropped subscriber's handler may be blocked writing to a client that reads nothing:
+        # cut the connection so the handler ends now (the client resumes with Last-Event-ID).
+        sub.on_drop = transport.abort
     try:
         await resp.prepare(request)
         sent_upto = last or 0
@@ -74,18 +80,17 @@ async def _stream(request: web.Request, sub: Subscription, replay: list[Event],
             sent_ids.add(event.message_id)
         while True:
             try:
-                event = await asyncio.wait_for(sub.next(), POLL)
+                live = await asyncio.wait_for(sub.next(), POLL)
             except TimeoutError:
-                transport = request.transport
                 if transport is None or transport.is_closing() or not resp.is_connected():
                     break
                 continue
-            if event is None:
+            if live is None:
                 break
-            if event.name == CREATED and (0 < event.journal_id <= sent_upto
-                                          or event.message_id in sent_ids):
+            if live.name == CREATED and (0 < live.journal_id <= sent_upto
+                                         or live.message_id in sent_ids):
                 continue
-            await _send(resp, event)
+            await _send(resp, live)
     except (ConnectionResetError, TimeoutError, RuntimeError):
         pass  # the client went away or stalled; it resumes with Last-Event-ID
     finally:

@@ -21,13 +21,14 @@ async def list_threads(request: web.Request) -> web.Response:
 
 
 async def get_thread(request: web.Request) -> web.Response:
-    return json_response(request.app[REPO].thread(request.match_info["thread_id"]).thread_bytes)
+    entry = await request.app[REPO].thread(request.match_info["thread_id"])
+    return json_response(entry.thread_bytes)
 
 
 async def modify_thread(request: web.Request) -> web.Response:
     repo = request.app[REPO]
     thread_id = request.match_info["thread_id"]
-    repo.thread(thread_id)  # 404 before reading a body for a thread that does not exist
+    await repo.thread(thread_id)  # 404 before reading a body for a thread that does not exist
     entry = await repo.modify_thread(thread_id, await json_body(request, ModifyThread))
     return json_response(entry.thread_bytes)
 

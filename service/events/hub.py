@@ -12,14 +12,15 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 from ..feed import Change, Feed
 from ..index.catalog import Catalog, ThreadEntry
 from ..index.reader import Stale, message_bytes
 from ..models import encoder
-from ..store.lines import line_id
 from ..store.files import pread
+from ..store.lines import line_id
 from .journal import Journal, Record
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Subscription:
         self.limit = limit
         self.dropped = False
         self.closed = False
+        self.on_drop: Callable[[], None] | None = None  # e.g. abort a connection stuck writing
         self._queue: deque[Event] = deque()
         self._wake = asyncio.Event()
 
@@ -52,6 +54,8 @@ class Subscription:
             self.dropped = True  # too slow: drop it rather than buffer without bound
             self._queue.clear()
             self.close()
+            if self.on_drop is not None:
+                self.on_drop()
             return
         self._queue.append(event)
         self._wake.set()
@@ -134,16 +138,13 @@ class Hub:
                 ids = self._ids_from(entry, len(index) - 1) if len(index) else []
                 records.append(Record(t=entry.id, b=ids[-1] if ids else None))
                 continue
-            if last is None:
-                first = 0  # a thread that appeared while no Threadline ran: all of it is new
-            else:
-                known = last.m or last.b
-                slot = index.find(known) if known else -1
-                if known and slot < 0:  # since deleted: fall back to its position
-                    slot = sum(1 for s in index.starts if s < last.o) - 1
-                first = slot + 1
-            for mid in self._ids_from(entry, first):
-                records.append(Record(t=entry.id, m=mid))
+            known = last.m or last.b if last is not None else None
+            slot = index.find(known) if known else -1
+            # No record: the thread appeared while no Threadline ran, all of it is new. Its last
+            # journaled message since deleted: walk the whole thread, skipping what is journaled.
+            for mid in self._ids_from(entry, slot + 1):
+                if self.journal.id_of(entry.id, mid) is None:
+                    records.append(Record(t=entry.id, m=mid))
         return records
 
     # --- live ------------------------------------------------------------------------------------
@@ -175,6 +176,8 @@ class Hub:
         for sub in tuple(self.subscribers):
             if sub.thread_id is None or sub.thread_id == event.thread_id:
                 sub.push(event)
+                if sub.dropped:
+                    self.subscribers.discard(sub)
 
     def event(self, change: Change, journal_id: int = 0) -> Event | None:
         """The SSE event for a change, or None when its object is already gone again."""

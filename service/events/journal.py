@@ -14,6 +14,7 @@ Blocking: every method here runs in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections import OrderedDict
@@ -78,10 +79,9 @@ class Journal:
         out: list[Entry] = []
         pos = 0
         while (nl := data.find(b"\n", pos)) >= 0:
-            try:
+            # A line torn by a crash is skipped: the next writer starts a fresh line after it.
+            with contextlib.suppress(msgspec.DecodeError):
                 out.append((start + nl + 1, _decoder.decode(data[pos:nl])))
-            except msgspec.DecodeError:
-                pass  # a line torn by a crash: the next writer starts a fresh line after it
             pos = nl + 1
         return out
 

@@ -16,7 +16,8 @@ UNKNOWN, CANONICAL, NORMALIZE = 0, 1, 2
 
 
 class MessageIndex:
-    __slots__ = ("_mask", "_table", "canon", "corrupt", "crcs", "hashes", "lengths", "run_ids", "starts")
+    __slots__ = ("_mask", "_table", "canon", "corrupt", "crcs", "hashes", "lengths", "run_ids",
+                 "starts")
 
     def __init__(self) -> None:
         self.starts = array("q")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,7 @@ import msgspec
 from ..models import Thread
 from ..store import normalize
 from ..store.layout import MESSAGES, THREAD_JSON
-from ..store.lines import scan
+from ..store.lines import BAD_LINE, complete_end, decode_object, scan
 from .catalog import FileState, Tail
 from .messages import MessageIndex
 
@@ -50,6 +51,12 @@ def _state(st: os.stat_result) -> FileState:
     return FileState(ino=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
 
+def _same(a: FileState, b: FileState | None) -> bool:
+    # FileState compares by identity (eq=False): compare what was seen, field by field, or
+    # thread.json would be re-read (and re-parsed) on every sync of its thread.
+    return b is not None and (a.ino, a.size, a.mtime_ns) == (b.ino, b.size, b.mtime_ns)
+
+
 def extend(index: MessageIndex, data: bytes, base: int, tail: Tail,
            created: list[tuple[int, int, str]] | None = None) -> None:
     """Index the whole lines of `data` (which starts at file offset `base`)."""
@@ -66,13 +73,19 @@ def extend(index: MessageIndex, data: bytes, base: int, tail: Tail,
         tail.end = base + nl + 1
 
 
-def read_thread_json(path: Path, thread_id: str, fallback_created: int) -> Thread:
+def load_thread_json(path: Path) -> dict[str, Any] | None:
+    """thread.json as an object; None when it is unreadable or not (yet) one: half-written."""
     try:
         with path.open("rb") as f:
             obj: Any = _json.decode(f.read())
-    except (OSError, msgspec.DecodeError, RecursionError):
-        obj = {}
-    return normalize.thread(obj if isinstance(obj, dict) else {}, thread_id, fallback_created)
+    except (OSError, *BAD_LINE):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def read_thread_json(path: Path, thread_id: str, fallback: Callable[[], int]) -> Thread:
+    obj = load_thread_json(path) or {}
+    return normalize.thread(obj, thread_id, 0 if normalize.created_seconds(obj) else fallback())
 
 
 def _read_from(fd: int, offset: int) -> bytes:
@@ -132,8 +145,31 @@ def probe(folder: Path, thread_id: str, seen: Seen) -> Probe:
     if tj is None:
         result.thread_json_missing = True
         if seen.thread_json is not None or (seen.file is None):
-            result.thread = normalize.thread({}, thread_id, int(folder_st.st_mtime))
-    elif tj != seen.thread_json:
-        result.thread_json = tj
-        result.thread = read_thread_json(folder / THREAD_JSON, thread_id, int(folder_st.st_mtime))
+            result.thread = normalize.thread({}, thread_id, _fallback_created(folder, folder_st))
+    elif not _same(tj, seen.thread_json):
+        obj = load_thread_json(folder / THREAD_JSON)
+        # Jan rewrites thread.json in place (truncate, write): caught half-way, it does not parse.
+        # A thread already known keeps its last good state until the file parses again (the
+        # state is not recorded, so the next sync re-reads it); a new one still loads, leniently.
+        if obj is not None or seen.thread_json is None:
+            obj = obj or {}
+            result.thread_json = tj
+            result.thread = normalize.thread(obj, thread_id, 0 if normalize.created_seconds(obj)
+                                             else _fallback_created(folder, folder_st))
     return result
+
+
+def _fallback_created(folder: Path, folder_st: os.stat_result) -> int:
+    """A thread's creation time when thread.json gives none: its first message's, which stays
+    put (the folder's mtime moves whenever a file is created or renamed in it, so a restart
+    would list the thread elsewhere); the folder's mtime only when there is no message yet."""
+    try:
+        with (folder / MESSAGES).open("rb") as f:
+            head = f.read(1 << 16)  # small and rare: only for a thread.json without a time
+    except OSError:
+        head = b""
+    for line in head[:complete_end(head)].split(b"\n"):
+        obj = decode_object(line)
+        if obj is not None and (created := normalize.created_seconds(obj)):
+            return created
+    return int(folder_st.st_mtime)

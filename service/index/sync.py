@@ -55,7 +55,11 @@ class Indexer:
         nbytes = 0
         for i, thread_id in enumerate(names, 1):
             folder = self.threads_dir / thread_id
-            result = await loop.run_in_executor(None, probe, folder, thread_id, Seen())
+            try:
+                result = await loop.run_in_executor(None, probe, folder, thread_id, Seen())
+            except Exception:  # one unreadable folder must not keep the server from starting
+                log.exception("indexing: skipped thread %s (the watcher retries it)", thread_id)
+                continue
             nbytes += len(result.data)
             self._apply(thread_id, None, result, publish=False)
             now = time.monotonic()
@@ -149,7 +153,8 @@ class Indexer:
 
     def _apply_full(self, entry: ThreadEntry, p: Probe, publish: bool,
                     known: dict[int, str]) -> None:
-        new = p.index or MessageIndex()
+        # Not `p.index or ...`: an index of only corrupt lines has len() 0 and is still the file.
+        new = p.index if p.index is not None else MessageIndex()
         old = entry.messages
         old_fd = entry.fd if entry.file is not None and p.file is not None and \
             entry.file.ino != p.file.ino else None

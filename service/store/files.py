@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from .layout import LOCK, MESSAGES
+from .layout import LOCK, MESSAGES, THREAD_JSON
 
 
 def fsync_dir(path: Path) -> None:
@@ -52,6 +52,18 @@ def write_atomic(path: Path, data: bytes, durable: bool) -> None:
     os.replace(tmp, path)
     if durable:
         fsync_dir(path.parent)
+
+
+def remove_stale_temps(folder: Path) -> None:
+    """Delete temp files `write_atomic` left in `folder` when its process died mid-rewrite. The
+    caller holds the thread lock, and every rewrite in a thread folder runs under it, so no temp
+    file there belongs to a rewrite still in progress."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") and entry.name.endswith(".tmp") and any(
+                    entry.name.startswith(f".{name}.") for name in (MESSAGES, THREAD_JSON)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
 
 
 def pread(fd: int, length: int, offset: int) -> bytes:

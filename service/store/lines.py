@@ -7,6 +7,8 @@ indexing never builds the message itself.
 
 from __future__ import annotations
 
+import codecs
+import re
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -22,9 +24,38 @@ class LineView(msgspec.Struct):
 
 
 _view_decoder = msgspec.json.Decoder(LineView)
-_any_decoder = msgspec.json.Decoder()
+# float_hook: a number beyond float range (1e400) is read as inf rather than failing the line
+# the index already took for a message.
+_any_decoder = msgspec.json.Decoder(float_hook=float)
+# Every error a line's bytes can raise: malformed JSON, numbers out of range (ValidationError),
+# nesting deeper than the parser goes, and invalid UTF-8.
+BAD_LINE = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 
 CORRUPT = None
+
+# Lines nested deeper than this are corrupt. The parser's own limit shares Python's recursion
+# budget, so it depends on how deep the caller's stack already is: a line nested near it would
+# parse when indexed (a shallow worker thread) and fail when served (deep in a handler), and
+# json.dumps of such a value fails later still. A fixed bound well below gives the same verdict
+# everywhere; Jan's messages nest a handful of levels.
+MAX_DEPTH = 400
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def too_deep(buf: bytes, start: int = 0, end: int | None = None) -> bool:
+    """True if the JSON in `buf[start:end]` nests deeper than MAX_DEPTH. Costs two counts unless
+    the line holds that many brackets at all; then one pass with the strings cut out."""
+    end = len(buf) if end is None else end
+    if end - start <= MAX_DEPTH or buf.count(b"[", start, end) + buf.count(b"{", start, end) \
+            <= MAX_DEPTH:
+        return False
+    depth = 0
+    for c in _STRING.sub(b"", buf[start:end]).translate(None, _NOT_BRACKETS):
+        depth += 1 if c in b"[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
 
 
 def complete_end(buf: bytes) -> int:
@@ -49,10 +80,18 @@ def scan(buf: bytes, base: int = 0) -> Iterator[Line]:
     find = buf.find
     decode = _view_decoder.decode
     crc32 = zlib.crc32
+    # The view decoder skips fields without checking their UTF-8; a line with invalid UTF-8 is
+    # corrupt (it cannot be served), so check it here unless the whole buffer is ASCII.
+    check_utf8 = not buf.isascii()
+    utf8 = codecs.utf_8_decode
     while pos < end:
         nl = find(b"\n", pos)
         line = view[pos:nl]
         try:
+            if check_utf8:
+                utf8(line, "strict", True)
+            if too_deep(buf, pos, nl):
+                raise RecursionError
             rec = decode(line)
             mid = rec.id
             if mid is None or isinstance(mid, dict | list) or mid == "":
@@ -61,7 +100,7 @@ def scan(buf: bytes, base: int = 0) -> Iterator[Line]:
                 run_id = rec.run_id
                 yield (base + pos, nl - pos, mid if isinstance(mid, str) else str(mid),
                        run_id if isinstance(run_id, str) and run_id else None, crc32(line))
-        except (msgspec.DecodeError, RecursionError):
+        except BAD_LINE:
             if not _is_blank(line):
                 yield base + pos, nl - pos, CORRUPT, None, crc32(line)
         pos = nl + 1
@@ -70,8 +109,10 @@ def scan(buf: bytes, base: int = 0) -> Iterator[Line]:
 def decode_object(line: bytes) -> dict[str, Any] | None:
     """A stored line as a JSON object, or None if it is not one."""
     try:
+        if too_deep(line):
+            return None
         obj = _any_decoder.decode(line)
-    except (msgspec.DecodeError, RecursionError):
+    except BAD_LINE:
         return None
     return obj if isinstance(obj, dict) else None
 
@@ -79,8 +120,10 @@ def decode_object(line: bytes) -> dict[str, Any] | None:
 def line_id(line: bytes) -> str | None:
     """The id of a stored message line, as `scan` would report it (None: not a message)."""
     try:
+        if too_deep(line):
+            return None
         mid = _view_decoder.decode(line).id
-    except (msgspec.DecodeError, RecursionError):
+    except BAD_LINE:
         return None
     if mid is None or isinstance(mid, dict | list) or mid == "":
         return None

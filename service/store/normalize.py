@@ -7,8 +7,11 @@ mapped to the nearest valid value (the stored line itself is never changed by re
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
+
+import msgspec
 
 from ..models import (
     Attachment,
@@ -24,6 +27,7 @@ from ..models import (
     IncompleteDetails,
     Message,
     RefusalPart,
+    TextAnnotation,
     TextPart,
     TextValue,
     Thread,
@@ -83,7 +87,7 @@ def metadata(value: Any) -> dict[str, str]:
 
 def _detail(obj: dict[str, Any]) -> Any:
     detail = obj.get("detail")
-    return detail if detail in _DETAILS else None
+    return detail if isinstance(detail, str) and detail in _DETAILS else None  # may be a list
 
 
 def _image_url(value: Any) -> ImageUrlPart | None:
@@ -107,6 +111,15 @@ def _text_value(value: Any) -> str:
     return "" if value is None else json.dumps(value)
 
 
+def _annotations(value: Any) -> list[TextAnnotation]:
+    """The annotations that are valid OpenAI ones; clients validate them, so others are dropped."""
+    out: list[TextAnnotation] = []
+    for item in value if isinstance(value, list) else ():
+        with contextlib.suppress(msgspec.ValidationError):
+            out.append(msgspec.convert(item, TextAnnotation))
+    return out
+
+
 def _part(part: Any) -> ContentPart:
     if isinstance(part, str):
         return text_part(part)
@@ -116,8 +129,8 @@ def _part(part: Any) -> ContentPart:
     if kind == "text":
         text = part.get("text")
         annotations = text.get("annotations") if isinstance(text, dict) else None
-        anns = [a for a in annotations if isinstance(a, dict)] if isinstance(annotations, list) else []
-        return TextPart(text=TextValue(value=_text_value(text), annotations=anns))
+        return TextPart(text=TextValue(value=_text_value(text),
+                                       annotations=_annotations(annotations)))
     if kind in ("image_url", "image"):
         image = _image_url(part.get("image_url") or part.get("url"))
         if image is not None:
@@ -127,7 +140,8 @@ def _part(part: Any) -> ContentPart:
         if isinstance(image_file, dict) and isinstance(image_file.get("file_id"), str):
             detail = _detail(image_file)
             file_id = image_file["file_id"]
-            ref = ImageFile(file_id=file_id, detail=detail) if detail else ImageFile(file_id=file_id)
+            ref = (ImageFile(file_id=file_id, detail=detail) if detail
+                   else ImageFile(file_id=file_id))
             return ImageFilePart(image_file=ref)
     if kind == "refusal" and isinstance(part.get("refusal"), str):
         return RefusalPart(refusal=part["refusal"])
@@ -152,7 +166,8 @@ def _attachments(value: Any) -> list[Attachment]:
         return out
     for item in value:
         if isinstance(item, dict) and isinstance(item.get("file_id"), str) and item["file_id"]:
-            tools = item.get("tools") if isinstance(item.get("tools"), list) else []
+            tools = item.get("tools")
+            tools = tools if isinstance(tools, list) else []
             out.append(Attachment(file_id=item["file_id"][:256], tools=[
                 CodeInterpreterTool() if t.get("type") == "code_interpreter" else FileSearchTool()
                 for t in tools
@@ -180,7 +195,8 @@ def message(obj: dict[str, Any], thread_id: str) -> Message:
         created_at=created_seconds(obj),
         thread_id=thread_id,
         status=status,  # type: ignore[arg-type]
-        incomplete_details=IncompleteDetails(reason=reason) if reason in _REASONS else None,
+        incomplete_details=(IncompleteDetails(reason=reason)  # type: ignore[arg-type]
+                            if isinstance(reason, str) and reason in _REASONS else None),
         completed_at=seconds(obj.get("completed_at")),
         incomplete_at=seconds(obj.get("incomplete_at")),
         role="user" if obj.get("role") == "user" else "assistant",
@@ -200,7 +216,7 @@ def _string_list(value: Any, limit: int) -> list[str]:
 
 def tool_resources(value: Any) -> ToolResources | None:
     if not isinstance(value, dict):
-        return None
+        return ToolResources()  # OpenAI serves {} for a thread without tool resources
     resources = ToolResources()
     code = value.get("code_interpreter")
     if isinstance(code, dict):
@@ -216,9 +232,13 @@ def tool_resources(value: Any) -> ToolResources | None:
 def thread(obj: dict[str, Any], thread_id: str, fallback_created: int) -> Thread:
     """A stored `thread.json` (any Jan shape) as the canonical OpenAI thread object."""
     created = created_seconds(obj) or fallback_created
+    meta = metadata(obj.get("metadata"))
+    title = obj.get("title")
+    if isinstance(title, str) and title and "title" not in meta and len(meta) < 16:
+        meta["title"] = title[:512]  # Jan keeps the title beside metadata; clients look inside
     return Thread(
         id=thread_id,
         created_at=created,
         tool_resources=tool_resources(obj.get("tool_resources")),
-        metadata=metadata(obj.get("metadata")),
+        metadata=meta,
     )

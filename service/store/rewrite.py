@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .files import thread_locked, write_atomic
+from .files import remove_stale_temps, thread_locked, write_atomic
 from .layout import MESSAGES
 from .lines import scan
 
@@ -65,5 +65,6 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool) ->
         finally:
             os.close(fd)
         data = b"".join(out)
+        remove_stale_temps(folder)  # left by a process that died mid-rewrite
         write_atomic(path, data, durable)
     return Rewritten(data, True, new_line)

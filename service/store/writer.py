@@ -9,6 +9,7 @@ makes a flood of creates wait instead of growing memory.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -21,9 +22,11 @@ T = TypeVar("T")
 class ThreadWriter:
     """All in-process writes to one thread: batched appends, and exclusive work (rewrites)."""
 
-    def __init__(self, folder: Path, durable: bool, queue_limit: int) -> None:
+    def __init__(self, folder: Path, durable: bool, queue_limit: int,
+                 observe: Callable[[float], None] | None = None) -> None:
         self.folder = folder
         self.durable = durable
+        self.observe = observe  # told the seconds each batch's write + fsync took (metrics)
         self.lock = asyncio.Lock()  # in-process; the flock in store.files covers other processes
         self._room = asyncio.Semaphore(queue_limit)
         self._pending: list[tuple[bytes, asyncio.Future[int]]] = []
@@ -45,8 +48,11 @@ class ThreadWriter:
             data = b"".join(line + b"\n" for line, _ in batch)
             try:
                 async with self.lock:
+                    began = time.perf_counter()
                     start = await loop.run_in_executor(
                         None, append_lines, self.folder, data, self.durable)
+                    if self.observe is not None:
+                        self.observe(time.perf_counter() - began)
             except BaseException as exc:
                 for _, fut in batch:
                     if not fut.done():

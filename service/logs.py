@@ -1,0 +1,82 @@
+"""Logging: plain lines for people, or one JSON object per line for log collectors.
+
+`setup(config)` configures the root logger once, at start-up (never at import). The access log
+goes through the same handler: `AccessLogger` logs one record per request whose fields (method,
+path, status, ...) ride along as `extra`, so the JSON form carries them as keys and the plain form
+reads like a classic access line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from .config import Config
+
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Attributes every LogRecord has; anything else on a record came in through `extra=`.
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, then any `extra` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(PLAIN_FORMAT)
+
+
+def setup(config: Config) -> None:
+    """Send every logger (the access log included) to stderr in the configured format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter(config.log_format))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(config.log_level.upper())
+    # watchfiles logs every batch of file events at info: that is debug detail here.
+    logging.getLogger("watchfiles").setLevel(
+        logging.DEBUG if config.log_level == "debug" else logging.WARNING)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One record per request; never logs headers (they may carry an API key)."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        fields = {
+            "remote": request.remote,
+            "method": request.method,
+            "path": request.path_qs,
+            "status": response.status,
+            "bytes": response.body_length,
+            "duration_ms": round(time * 1000, 3),
+        }
+        self.logger.info('%s "%s %s" %d %dB %.1fms', fields["remote"], fields["method"],
+                         fields["path"], fields["status"], fields["bytes"], fields["duration_ms"],
+                         extra=fields)

@@ -1,0 +1,91 @@
+"""Prometheus metrics, in a registry of the app's own (tests build many apps in one process).
+
+Counted as things happen: requests (by method, route template and status) and their latency,
+change-feed records by kind (the feed, not the files: whoever wrote a change, it is counted once),
+and the time each batch of appended lines takes to write and fsync. Read when scraped: what the
+index holds, open event streams and the watcher's counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from .feed import Change, Feed
+from .index.catalog import Catalog
+from .watch import WatchStats
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Requests are served in well under a millisecond to seconds; fsyncs take 0.1 ms to a second.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class _StateCollector(Collector):
+    """Gauges and counters read from the live state at scrape time."""
+
+    def __init__(self, catalog: Catalog, watch: WatchStats, sse_subscribers: Callable[[], int]):
+        self.catalog = catalog
+        self.watch = watch
+        self.sse_subscribers = sse_subscribers
+
+    def collect(self) -> Iterable[Metric]:
+        threads, messages, corrupt = self.catalog.stats()
+        w = self.watch
+        yield GaugeMetricFamily("threadline_index_ready", "1 once the start-up index is built.",
+                                value=int(self.catalog.ready))
+        yield GaugeMetricFamily("threadline_threads", "Threads in the index.", value=threads)
+        yield GaugeMetricFamily("threadline_messages", "Messages in the index.", value=messages)
+        yield GaugeMetricFamily("threadline_corrupt_lines",
+                                "Lines of messages.jsonl that are not messages (skipped, kept).",
+                                value=corrupt)
+        yield GaugeMetricFamily("threadline_sse_subscribers", "Open event streams.",
+                                value=self.sse_subscribers())
+        yield CounterMetricFamily("threadline_watcher_events",
+                                  "File events the watcher received.", value=w.paths)
+        yield CounterMetricFamily("threadline_watcher_batches",
+                                  "Batches of file events the watcher received.", value=w.batches)
+        yield CounterMetricFamily("threadline_watcher_errors", "Watcher and sync failures.",
+                                  value=w.errors)
+        yield GaugeMetricFamily("threadline_watcher_lag_seconds",
+                                "From the last batch of file events to its threads being indexed.",
+                                value=w.last_lag_ms / 1000)
+
+
+class Metrics:
+    def __init__(self, catalog: Catalog, feed: Feed, watch: WatchStats,
+                 sse_subscribers: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "threadline_http_requests", "HTTP requests by method, route and status.",
+            ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram(
+            "threadline_http_request_duration_seconds",
+            "Time to serve a request (an event stream: its whole life), by method and route.",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.changes = Counter(
+            "threadline_feed_changes", "Change-feed records (any writer) by kind.", ["kind"],
+            registry=self.registry)
+        self.fsync = Histogram(
+            "threadline_append_fsync_seconds",
+            "Time to write and fsync (per the fsync setting) one batch of appended lines.",
+            buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.registry.register(_StateCollector(catalog, watch, sse_subscribers))
+        feed.subscribe(self._on_change)
+
+    def _on_change(self, change: Change) -> None:
+        self.changes.labels(change.kind).inc()
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in METHODS else "other"  # any token is a method: bound labels
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def render(self, accept: str) -> tuple[bytes, str]:
+        """The exposition in the format the scraper asks for (Prometheus text or OpenMetrics),
+        and its content type."""
+        encode, content_type = choose_encoder(accept)
+        return encode(self.registry), content_type

@@ -1,0 +1,210 @@
+"""Lines that are not messages are skipped, counted in /healthz and kept byte for byte on every
+rewrite; a last line without its newline is never indexed until the newline arrives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.envelope import expect_error, no_message
+from tests.jan import jan_message, jan_thread, write_thread
+
+OpenClient = Callable[..., Awaitable[TestClient]]
+
+CORRUPT: list[bytes] = [
+    b'{"id": "broken", "content": ',  # bad JSON (a crash mid-write, later closed)
+    b"[1, 2, 3]",  # JSON, not an object
+    b'"just a string"',
+    b'{"role": "user", "content": "no id"}',
+    b'{"id": "", "content": "empty id"}',
+    b'{"id": null}',
+    b'{"id": {"nested": 1}}',
+    b'{"id": "utf8-in-id-\xff\xfe"}',  # invalid UTF-8 in the id
+    b'{"id": "utf8-in-body", "content": "caf\xe9"}',  # Latin-1 bytes: invalid UTF-8
+    b'{"id": "nul-in-string", "content": "a\x00b"}',
+    b"\x00\x00\x00\x00",
+    b'{"id": "deep", "content": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    b'{"id": "m9"} trailing',
+]
+
+
+def msg(n: int) -> dict[str, Any]:
+    return jan_message(f"m{n}", "jan_1", f"text {n}", created_ms=1717666240000 + n)
+
+
+def mixed_lines() -> list[dict[str, Any] | bytes]:
+    """m0..m4 with the corrupt lines spread between them (and a blank line, not a message)."""
+    out: list[dict[str, Any] | bytes] = [msg(0), *CORRUPT[:4], msg(1), *CORRUPT[4:9], b"",
+                                         msg(2), *CORRUPT[9:], msg(3), msg(4)]
+    return out
+
+
+def lines_of(folder: Path) -> list[bytes]:
+    return (folder / "messages.jsonl").read_bytes().split(b"\n")
+
+
+async def served_ids(client: TestClient, thread_id: str = "jan_1") -> list[str]:
+    resp = await client.get(f"/v1/threads/{thread_id}/messages", params={"order": "asc",
+                                                                         "limit": "100"})
+    assert resp.status == 200
+    return [m["id"] for m in (await resp.json())["data"]]
+
+
+async def health(client: TestClient) -> dict[str, Any]:
+    resp = await client.get("/healthz")
+    assert resp.status == 200
+    body: dict[str, Any] = await resp.json()
+    return body
+
+
+def corrupt_spans(folder: Path) -> list[list[int]]:
+    """[offset, length] of each corrupt line, computed from the file independently."""
+    data = (folder / "messages.jsonl").read_bytes()
+    spans, pos = [], 0
+    for line in data.split(b"\n")[:-1]:
+        if line in CORRUPT:
+            spans.append([pos, len(line)])
+        pos += len(line) + 1
+    return spans
+
+
+async def test_corrupt_lines_are_skipped_and_counted(open_client: OpenClient, data_dir: Path
+                                                     ) -> None:
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), mixed_lines())
+    write_thread(data_dir, "jan_2", jan_thread("jan_2"), [msg(0)])
+    client = await open_client()
+    assert await served_ids(client) == ["m0", "m1", "m2", "m3", "m4"]
+    for mid in ("broken", "utf8-in-body", "nul-in-string", "deep", "m9"):
+        resp = await client.get(f"/v1/threads/jan_1/messages/{mid}")
+        await expect_error(resp, 404, no_message(mid))
+    body = await health(client)
+    assert body["corrupt_lines"] == len(CORRUPT)
+    assert body["messages"] == 6
+    assert body["corrupt"] == {"jan_1": corrupt_spans(folder)}
+
+
+async def test_corrupt_lines_are_kept_byte_for_byte_after_a_modify(
+        open_client: OpenClient, data_dir: Path) -> None:
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), mixed_lines())
+    before = lines_of(folder)
+    client = await open_client()
+    resp = await client.post("/v1/threads/jan_1/messages/m2", json={"metadata": {"k": "v"}})
+    assert resp.status == 200
+    assert (await resp.json())["metadata"] == {"k": "v"}
+    after = lines_of(folder)
+    assert len(after) == len(before)
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert len(changed) == 1
+    edited = json.loads(after[changed[0]])
+    assert (edited["id"], edited["metadata"], edited["type"]) == ("m2", {"k": "v"}, "Thread")
+    assert await served_ids(client) == ["m0", "m1", "m2", "m3", "m4"]
+    body = await health(client)
+    assert body["corrupt_lines"] == len(CORRUPT)
+    assert body["corrupt"]["jan_1"] == corrupt_spans(folder)
+
+
+async def test_corrupt_lines_are_kept_byte_for_byte_after_a_delete(
+        open_client: OpenClient, data_dir: Path) -> None:
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), mixed_lines())
+    before = lines_of(folder)
+    client = await open_client()
+    resp = await client.delete("/v1/threads/jan_1/messages/m1")
+    assert resp.status == 200
+    assert lines_of(folder) == [line for line in before if not line.startswith(b'{"id": "m1"')]
+    assert await served_ids(client) == ["m0", "m2", "m3", "m4"]
+    assert (await health(client))["corrupt"]["jan_1"] == corrupt_spans(folder)
+
+
+async def test_counts_are_the_same_after_a_restart(open_client: OpenClient, data_dir: Path
+                                                   ) -> None:
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"), mixed_lines())
+    first = await open_client()
+    assert (await first.delete("/v1/threads/jan_1/messages/m0")).status == 200
+    resp = await first.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "n"})
+    assert resp.status == 200
+    counts = await health(first)
+    second = await open_client()
+    again = await health(second)
+    assert (again["corrupt"], again["messages"]) == (counts["corrupt"], counts["messages"])
+
+
+async def test_an_unreadable_value_in_a_skipped_field_never_fails_a_read(
+        open_client: OpenClient, data_dir: Path) -> None:
+    huge_int = b'{"id": "big", "role": "user", "metadata": {"n": ' + b"9" * 5000 + b"}}"
+    huge_float = b'{"id": "inf", "role": "user", "metadata": {"x": 1e400}, "content": "ok"}'
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"), [msg(0), huge_int, huge_float])
+    client = await open_client()
+    assert await served_ids(client) == ["m0", "big", "inf"]
+    resp = await client.get("/v1/threads/jan_1/messages/inf")
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["metadata"] == {"x": "Infinity"}
+    assert body["content"][0]["text"]["value"] == "ok"
+    assert (await client.get("/v1/threads/jan_1/messages/big")).status == 200
+
+
+# --- half-written lines --------------------------------------------------------------------------
+
+
+def write_torn(data_dir: Path) -> tuple[Path, bytes]:
+    """m0, m1 complete, then the first half of m2 with no newline (a writer mid-write)."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), [msg(0), msg(1)])
+    line = json.dumps(msg(2)).encode()
+    with (folder / "messages.jsonl").open("ab") as f:
+        f.write(line[:30])
+    return folder, line
+
+
+async def test_a_half_written_last_line_is_not_served_until_its_newline(
+        open_client: OpenClient, data_dir: Path) -> None:
+    folder, line = write_torn(data_dir)
+    client = await open_client()
+    assert await served_ids(client) == ["m0", "m1"]
+    await expect_error(await client.get("/v1/threads/jan_1/messages/m2"), 404)
+    body = await health(client)
+    assert (body["messages"], body["corrupt_lines"]) == (2, 0)
+
+    with (folder / "messages.jsonl").open("ab") as f:
+        f.write(line[30:])  # complete, but still no newline
+    restarted = await open_client()
+    assert await served_ids(restarted) == ["m0", "m1"]
+
+    with (folder / "messages.jsonl").open("ab") as f:
+        f.write(b"\n")
+    restarted = await open_client()
+    assert await served_ids(restarted) == ["m0", "m1", "m2"]
+    resp = await restarted.get("/v1/threads/jan_1/messages/m2")
+    assert resp.status == 200
+    assert (await resp.json())["content"][0]["text"]["value"] == "text 2"
+
+
+async def test_a_create_after_a_torn_line_starts_a_fresh_line(
+        open_client: OpenClient, data_dir: Path) -> None:
+    folder, line = write_torn(data_dir)
+    client = await open_client()
+    resp = await client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "n"})
+    assert resp.status == 200
+    new_id = (await resp.json())["id"]
+    lines = lines_of(folder)
+    assert lines[2] == line[:30]  # the torn bytes, kept, closed by a newline: a corrupt line
+    assert json.loads(lines[3])["id"] == new_id
+    assert lines[4:] == [b""]
+    assert await served_ids(client) == ["m0", "m1", new_id]
+    torn_at = len(lines[0]) + 1 + len(lines[1]) + 1
+    assert (await health(client))["corrupt"] == {"jan_1": [[torn_at, 30]]}
+
+
+async def test_a_rewrite_keeps_a_half_written_tail_byte_for_byte(
+        open_client: OpenClient, data_dir: Path) -> None:
+    folder, line = write_torn(data_dir)
+    client = await open_client()
+    assert (await client.delete("/v1/threads/jan_1/messages/m0")).status == 200
+    assert (folder / "messages.jsonl").read_bytes().endswith(b"\n" + line[:30])
+    assert await served_ids(client) == ["m1"]
+    with (folder / "messages.jsonl").open("ab") as f:
+        f.write(line[30:] + b"\n")
+    assert await served_ids(await open_client()) == ["m1", "m2"]

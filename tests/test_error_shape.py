@@ -1,0 +1,313 @@
+"""One error contract on every route and method (in the spirit of datasette's test_error_shape):
+bad input of any kind is a 4xx with exactly `{"error": {"message", "type", "param", "code"}}`,
+never a 500, and a refused write changes nothing on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.envelope import expect_error, no_message, no_thread
+
+OpenClient = Callable[..., Awaitable[TestClient]]
+
+
+@dataclass
+class Env:
+    client: TestClient
+    thread_id: str
+    message_id: str
+    data_dir: Path
+
+    def path(self, pattern: str, thread_id: str | None = None, message_id: str | None = None
+             ) -> str:
+        return pattern.format(t=thread_id or self.thread_id, m=message_id or self.message_id)
+
+    def tree(self) -> dict[str, str]:
+        """The data folder's files and hashes; the event journal (.threadline/) is written
+        asynchronously after earlier creates, so it is left out."""
+        return {str(p.relative_to(self.data_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+                if p.is_file() else "dir" for p in sorted(self.data_dir.rglob("*"))
+                if not p.relative_to(self.data_dir).parts[0] == ".threadline"}
+
+
+@pytest.fixture(autouse=True)
+def no_unhandled_error(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """The error middleware logs every exception it did not expect: there must be none."""
+    yield
+    assert [r.getMessage() for r in caplog.records if r.name == "service.errors"] == []
+
+
+@pytest.fixture
+async def env(open_client: OpenClient, data_dir: Path) -> AsyncIterator[Env]:
+    client = await open_client()
+    resp = await client.post("/v1/threads", json={"messages": [
+        {"role": "user", "content": "hello", "attachments": [{"file_id": "file-1"}]}]})
+    thread_id = (await resp.json())["id"]
+    resp = await client.get(f"/v1/threads/{thread_id}/messages")
+    message_id = (await resp.json())["data"][0]["id"]
+    yield Env(client, thread_id, message_id, data_dir)
+
+
+# Every route, with every method it serves.
+ROUTES = {
+    "/v1/threads": ("GET", "POST"),
+    "/v1/threads/{t}": ("GET", "POST", "DELETE"),
+    "/v1/threads/{t}/messages": ("GET", "POST"),
+    "/v1/threads/{t}/messages/{m}": ("GET", "POST", "DELETE"),
+    "/v1/threads/{t}/messages/{m}/files": ("GET",),
+    "/v1/threads/{t}/messages/{m}/files/file-1": ("GET",),
+}
+BODY_ROUTES = [path for path, methods in ROUTES.items() if "POST" in methods]
+# A body each POST route accepts, to show the route works when the input is right.
+GOOD_BODY: dict[str, dict[str, Any]] = {
+    "/v1/threads": {"metadata": {"k": "v"}},
+    "/v1/threads/{t}": {"metadata": {"k": "v"}},
+    "/v1/threads/{t}/messages": {"role": "user", "content": "ok", "metadata": {"k": "v"}},
+    "/v1/threads/{t}/messages/{m}": {"metadata": {"k": "v"}},
+}
+
+DEEP = 100_000
+BAD_BODIES: dict[str, bytes] = {
+    "truncated": b'{"metadata": ',
+    "trailing garbage": b'{"metadata": {}} x',
+    "single quotes": b"{'metadata': {}}",
+    "invalid utf-8": b'{"metadata": {"k": "caf\xe9"}}',
+    "invalid utf-8 key": b'{"metadata": {"\xff": "v"}}',
+    "lone surrogate": b'{"metadata": {"k": "\\ud800"}}',
+    "nul byte": b'{"metadata": {"k": "a\x00b"}}',
+    "bom": b'\xef\xbb\xbf{"metadata": {}}',
+    "nested arrays": b"[" * DEEP + b"]" * DEEP,
+    "nested objects": b'{"a":' * DEEP + b"1" + b"}" * DEEP,
+    "nested in metadata": b'{"metadata": {"k": ' + b"[" * DEEP + b"]" * DEEP + b"}}",
+    "nested in a free-form field": (
+        b'{"tool_resources": {"file_search": {"vector_stores": [{"x": '
+        + b"[" * DEEP + b"]" * DEEP + b"}]}}}"),
+    "1e400": b'{"metadata": {"k": 1e400}}',
+    "10**5000": b'{"metadata": {"k": 1' + b"0" * 5000 + b"}}",
+    "huge int in a free-form field": (
+        b'{"tool_resources": {"file_search": {"vector_stores": [{"x": 1' + b"0" * 5000
+        + b"}]}}}"),
+    "huge timestamp": b'{"completed_at": 1' + b"0" * 5000 + b"}",
+    "null": b"null",
+    "array": b"[]",
+    "string": b'"metadata"',
+    "number": b"42",
+    "unknown field": b'{"bogus": 1}',
+    "metadata not an object": b'{"metadata": "k=v"}',
+    "metadata value not a string": b'{"metadata": {"k": 1}}',
+    "17 metadata keys": json.dumps({"metadata": {f"k{i}": "v" for i in range(17)}}).encode(),
+    "65-char metadata key": json.dumps({"metadata": {"k" * 65: "v"}}).encode(),
+    "513-char metadata value": json.dumps({"metadata": {"k": "v" * 513}}).encode(),
+}
+
+# Wrong types and values, per route (each route takes a different body).
+WRONG: dict[str, list[object]] = {
+    "/v1/threads": [
+        {"messages": {}}, {"messages": [{}]}, {"messages": [{"role": "user"}]},
+        {"messages": [{"role": "system", "content": "x"}]}, {"tool_resources": []},
+        {"tool_resources": {"code_interpreter": {"file_ids": [1]}}},
+        {"tool_resources": {"code_interpreter": {"file_ids": ["f"] * 21}}},
+        {"tool_resources": {"file_search": {"vector_store_ids": ["a", "b"]}}},
+        {"tool_resources": {"retrieval": {}}}, {"metadata": {"k": "v"}, "title": "x"},
+    ],
+    "/v1/threads/{t}": [
+        {"tool_resources": "x"}, {"metadata": []}, {"messages": []}, {"title": "renamed"},
+    ],
+    "/v1/threads/{t}/messages": [
+        {}, {"role": "user"}, {"content": "x"}, {"role": 1, "content": "x"},
+        {"role": "system", "content": "x"}, {"role": "user", "content": 5},
+        {"role": "user", "content": []}, {"role": "user", "content": [{"type": "bogus"}]},
+        {"role": "user", "content": [{"type": "text"}]},
+        {"role": "user", "content": [{"type": "text", "text": {"value": "x"}}]},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": ""}}]},
+        {"role": "user", "content": [{"type": "image_file", "image_file": {"file_id": "f",
+                                                                          "detail": "max"}}]},
+        {"role": "user", "content": "x", "attachments": {}},
+        {"role": "user", "content": "x", "attachments": [{"file_id": ""}]},
+        {"role": "user", "content": "x", "attachments": [{"file_id": "f", "tools": [
+            {"type": "retrieval"}]}]},
+        {"role": "user", "content": "x", "run_id": "run_1"},
+    ],
+    "/v1/threads/{t}/messages/{m}": [
+        {"role": "assistant"}, {"status": "done"}, {"status": "ready"}, {"completed_at": -1},
+        {"completed_at": 1.5}, {"completed_at": "2024-01-01"}, {"incomplete_at": 2**60},
+        {"incomplete_details": {"reason": "tired"}}, {"content": []}, {"content": None},
+        {"id": "msg_other"},
+    ],
+}
+
+
+# --- bodies --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(BAD_BODIES))
+async def test_bad_json_is_400_on_every_body_route_and_writes_nothing(env: Env, name: str
+                                                                      ) -> None:
+    before = env.tree()
+    for pattern in BODY_ROUTES:
+        resp = await env.client.post(env.path(pattern), data=BAD_BODIES[name],
+                                     headers={"Content-Type": "application/json"})
+        await expect_error(resp, 400)
+    assert env.tree() == before
+
+
+async def test_wrong_types_unknown_fields_and_bad_values_are_400(env: Env) -> None:
+    before = env.tree()
+    for pattern, bodies in WRONG.items():
+        for body in bodies:
+            resp = await env.client.post(env.path(pattern), json=body)
+            error = await expect_error(resp, 400)
+            assert error["message"].startswith("Invalid request body: "), (pattern, body, error)
+    assert env.tree() == before
+
+
+@pytest.mark.parametrize(("metadata", "param"), [
+    ({f"k{i}": "v" for i in range(17)}, "metadata"),
+    ({"k" * 65: "v"}, "metadata"),
+    ({"k": "v" * 513}, "metadata"),
+])
+async def test_metadata_over_the_limits_is_400_on_every_route(
+        env: Env, metadata: dict[str, str], param: str) -> None:
+    before = env.tree()
+    in_a_new_message = {"messages": [{"role": "user", "content": "x", "metadata": metadata}]}
+    for pattern in BODY_ROUTES:
+        bodies: list[dict[str, Any]] = [{**GOOD_BODY[pattern], "metadata": metadata}]
+        if pattern == "/v1/threads":
+            bodies.append(in_a_new_message)
+        for body in bodies:
+            resp = await env.client.post(env.path(pattern), json=body)
+            error = await expect_error(resp, 400)
+            assert error["param"] is not None and param in error["param"]
+    assert env.tree() == before
+
+
+async def test_metadata_at_the_limits_is_accepted(env: Env) -> None:
+    metadata = {f"{i:02d}" + "k" * 62: "v" * 512 for i in range(16)}
+    for pattern in BODY_ROUTES:
+        resp = await env.client.post(env.path(pattern), json={**GOOD_BODY[pattern],
+                                                              "metadata": metadata})
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["metadata"] == metadata
+
+
+@pytest.mark.parametrize("headers", [
+    {"Content-Type": "text/plain"},
+    {"Content-Type": "text/plain;charset=UTF-8"},
+    {"Content-Type": "application/x-www-form-urlencoded"},
+    {"Content-Type": "multipart/form-data; boundary=xyz"},
+    {"Content-Type": "application/jsonp"},
+    {"Origin": "https://evil.example"},  # a browser's empty-typed POST
+])
+async def test_a_body_that_is_not_declared_json_creates_nothing(
+        env: Env, headers: dict[str, str]) -> None:
+    before = env.tree()
+    for pattern in BODY_ROUTES:
+        body = json.dumps(GOOD_BODY[pattern]).encode()
+        resp = await env.client.post(env.path(pattern), data=body, headers=headers,
+                                     skip_auto_headers=["Content-Type"])
+        error = await expect_error(resp)
+        assert resp.status == 415
+        assert "application/json" in error["message"]
+    assert env.tree() == before
+    threads = await (await env.client.get("/v1/threads")).json()
+    assert len(threads["data"]) == 1
+
+
+async def test_json_with_a_charset_is_json(env: Env) -> None:
+    resp = await env.client.post("/v1/threads", data=b'{"metadata": {"k": "\xc3\xa9"}}',
+                                 headers={"Content-Type": "application/json; charset=utf-8"})
+    assert resp.status == 200
+    assert (await resp.json())["metadata"] == {"k": "é"}
+
+
+async def test_a_body_over_the_limit_is_413_on_every_body_route(
+        open_client: OpenClient, data_dir: Path) -> None:
+    client = await open_client(max_body_bytes=2048)
+    resp = await client.post("/v1/threads", json={"messages": [{"role": "user", "content": "x"}]})
+    thread_id = (await resp.json())["id"]
+    resp = await client.get(f"/v1/threads/{thread_id}/messages")
+    message_id = (await resp.json())["data"][0]["id"]
+    big = json.dumps({"metadata": {"k": "v" * 500}, "content": "x" * 3000}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield big[:1000]
+
+    for pattern in BODY_ROUTES:
+        path = pattern.format(t=thread_id, m=message_id)
+        for data in (big, chunks()):  # with a Content-Length, and chunked without one
+            resp = await client.post(path, data=data,
+                                     headers={"Content-Type": "application/json"})
+            error = await expect_error(resp, 413)
+            assert error["code"] == "request_too_large"
+    resp = await client.get(f"/v1/threads/{thread_id}/messages")
+    assert len((await resp.json())["data"]) == 1
+
+
+# --- unknown ids, routes and methods -------------------------------------------------------------
+
+
+async def test_an_unknown_thread_is_404_on_every_route(env: Env) -> None:
+    for pattern, methods in ROUTES.items():
+        if "{t}" not in pattern:
+            continue
+        for method in methods:
+            body = GOOD_BODY.get(pattern) if method == "POST" else None
+            resp = await env.client.request(method, env.path(pattern, thread_id="thread_nope"),
+                                            json=body)
+            error = await expect_error(resp, 404, no_thread("thread_nope"))
+            assert error["param"] == "thread_id"
+
+
+async def test_an_unknown_message_is_404_on_every_message_route(env: Env) -> None:
+    before = env.tree()
+    for pattern, methods in ROUTES.items():
+        if "{m}" not in pattern:
+            continue
+        for method in methods:
+            body = GOOD_BODY.get(pattern) if method == "POST" else None
+            resp = await env.client.request(method, env.path(pattern, message_id="msg_nope"),
+                                            json=body)
+            error = await expect_error(resp, 404, no_message("msg_nope"))
+            assert error["param"] == "message_id"
+    assert env.tree() == before
+
+
+async def test_an_unknown_file_is_404(env: Env) -> None:
+    resp = await env.client.get(env.path("/v1/threads/{t}/messages/{m}/files/file-nope"))
+    error = await expect_error(resp, 404, "No file found with id 'file-nope'.")
+    assert error["param"] == "file_id"
+
+
+async def test_methods_a_route_does_not_serve_are_405(env: Env) -> None:
+    for pattern, methods in ROUTES.items():
+        for method in {"GET", "POST", "DELETE", "PUT", "PATCH"} - set(methods):
+            resp = await env.client.request(method, env.path(pattern), json={})
+            await expect_error(resp, 405)
+
+
+@pytest.mark.parametrize("path", ["/v1", "/v1/", "/v1/nope", "/v1/threads/{t}/runs",
+                                  "/v1/threads/{t}/messages/{m}/nope", "/v2/threads"])
+async def test_unknown_routes_are_404(env: Env, path: str) -> None:
+    for method in ("GET", "POST", "DELETE"):
+        resp = await env.client.request(method, env.path(path))
+        await expect_error(resp, 404)
+
+
+@pytest.mark.parametrize("query", [
+    "limit=0", "limit=101", "limit=x", "order=sideways", "after=nope", "before=nope",
+])
+async def test_bad_list_parameters_are_400_on_every_list_route(env: Env, query: str) -> None:
+    for pattern in ("/v1/threads", "/v1/threads/{t}/messages",
+                    "/v1/threads/{t}/messages/{m}/files"):
+        resp = await env.client.get(f"{env.path(pattern)}?{query}")
+        error = await expect_error(resp, 400)
+        assert error["param"] == query.split("=")[0]

@@ -1,0 +1,270 @@
+"""Every shape the Jan app (and other writers) left in real data folders loads, and is served in
+canonical OpenAI form that the SDK's strict validation accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+from aiohttp.test_utils import TestServer
+from openai.pagination import AsyncCursorPage
+from openai.types.beta import Thread
+from openai.types.beta.threads import Message
+
+from tests.conftest import MakeServer
+from tests.jan import (
+    ULID,
+    UUID,
+    jan06_message,
+    jan06_thread,
+    jan_message,
+    jan_thread,
+    openai_message,
+    write_thread,
+)
+from tests.sdk import open_sdk
+
+MESSAGE_FIELDS = {"id", "object", "created_at", "thread_id", "status", "incomplete_details",
+                  "completed_at", "incomplete_at", "role", "content", "assistant_id", "run_id",
+                  "attachments", "metadata"}
+
+
+async def raw_get(server: TestServer, path: str) -> Any:
+    async with aiohttp.ClientSession() as http, http.get(server.make_url(path)) as resp:
+        assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+
+async def serve_line(data_dir: Path, start_server: MakeServer, line: dict[str, Any]
+                     ) -> tuple[Message, dict[str, Any]]:
+    """Write one Jan thread holding `line`; return it as the SDK (strictly) and raw JSON see it."""
+    base = {"thread_id": "jan_1", "role": "user", "content": "x"}
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"), [{**base, **line}])
+    server = await start_server()
+    async with open_sdk(server) as sdk:
+        (listed,) = (await sdk.beta.threads.messages.list("jan_1")).data
+        got = await sdk.beta.threads.messages.retrieve(listed.id, thread_id="jan_1")
+    assert got == listed
+    raw = await raw_get(server, f"/v1/threads/jan_1/messages/{listed.id}")
+    assert set(raw) == MESSAGE_FIELDS
+    return got, raw
+
+
+@pytest.mark.parametrize(("stored", "created_at"), [
+    ({"created_at": 1717666240}, 1717666240),
+    ({"created_at": 1717666240.987}, 1717666240),
+    ({"created_at": 1717666240987}, 1717666240),
+    ({"created_at": 1717666240987.25}, 1717666240),
+    ({"created": 1717666240987, "updated": 1717666299000}, 1717666240),
+    ({"updated": 1717666299000}, 1717666299),
+    ({"created_at": "1717666240"}, 1717666240),
+    ({"created_at": None, "created": 1717666240000}, 1717666240),
+    ({"created_at": True}, 0),
+    ({}, 0),
+])
+async def test_timestamps_of_every_era_are_seconds(
+        data_dir: Path, start_server: MakeServer, stored: dict[str, Any], created_at: int) -> None:
+    msg, _ = await serve_line(data_dir, start_server, {"id": ULID, **stored})
+    assert msg.created_at == created_at
+
+
+async def test_completed_and_incomplete_at_in_ms_are_seconds(
+        data_dir: Path, start_server: MakeServer) -> None:
+    msg, _ = await serve_line(data_dir, start_server, {
+        "id": ULID, "created_at": 1746000000123, "completed_at": 1746000002623,
+        "incomplete_at": 1746000003.5})
+    assert (msg.created_at, msg.completed_at, msg.incomplete_at) == (
+        1746000000, 1746000002, 1746000003)
+
+
+@pytest.mark.parametrize(("stored", "served"), [
+    ("ready", "completed"), ("pending", "in_progress"), ("error", "incomplete"),
+    ("stopped", "incomplete"), ("completed", "completed"), ("in_progress", "in_progress"),
+    ("incomplete", "incomplete"), ("something-new", "completed"), (None, "completed"),
+])
+async def test_jan_statuses_map_to_openai_ones(data_dir: Path, start_server: MakeServer,
+                                               stored: str | None, served: str) -> None:
+    msg, _ = await serve_line(data_dir, start_server, {"id": ULID, "status": stored})
+    assert msg.status == served
+
+
+async def test_incomplete_details_keep_a_known_reason_and_drop_others(
+        data_dir: Path, start_server: MakeServer) -> None:
+    msg, _ = await serve_line(data_dir, start_server, {
+        "id": ULID, "status": "error", "incomplete_details": {"reason": "max_tokens"}})
+    assert msg.incomplete_details is not None
+    assert msg.incomplete_details.reason == "max_tokens"
+
+
+async def test_unknown_incomplete_reason_is_dropped(data_dir: Path, start_server: MakeServer
+                                                   ) -> None:
+    msg, _ = await serve_line(data_dir, start_server, {
+        "id": ULID, "incomplete_details": {"reason": "gpu_on_fire"}})
+    assert msg.incomplete_details is None
+
+
+CITATION = {"type": "file_citation", "text": "【0†src】", "file_citation": {"file_id": "file-1"},
+            "start_index": 3, "end_index": 9}
+
+
+@pytest.mark.parametrize(("content", "served"), [
+    ("plain string", [{"type": "text", "text": {"value": "plain string", "annotations": []}}]),
+    ([{"type": "text", "text": {"value": "v", "annotations": []}}],
+     [{"type": "text", "text": {"value": "v", "annotations": []}}]),
+    ([{"type": "text", "text": "bare"}], [{"type": "text", "text": {"value": "bare",
+                                                                   "annotations": []}}]),
+    ([{"type": "text", "text": {"value": "c", "annotations": [CITATION, {"bogus": 1},
+                                                              {"type": "file_path"}]}}],
+     [{"type": "text", "text": {"value": "c", "annotations": [CITATION]}}]),
+    ([{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=",
+                                          "detail": "auto"}}],
+     [{"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=",
+                                          "detail": "auto"}}]),
+    ([{"type": "image_url", "image_url": {"url": "https://x.test/i.png", "detail": "huge"}}],
+     [{"type": "image_url", "image_url": {"url": "https://x.test/i.png"}}]),
+    ([{"type": "image_url", "image_url": "https://x.test/i.png"}],
+     [{"type": "image_url", "image_url": {"url": "https://x.test/i.png"}}]),
+    ([{"type": "image_file", "image_file": {"file_id": "file-img"}}],
+     [{"type": "image_file", "image_file": {"file_id": "file-img"}}]),
+    ([{"type": "image", "image_url": {"url": "https://x.test/old.png"}}],
+     [{"type": "image_url", "image_url": {"url": "https://x.test/old.png"}}]),
+    ([{"type": "pdf", "text": {"value": "report.pdf", "annotations": []}}],
+     [{"type": "text", "text": {"value": "report.pdf", "annotations": []}}]),
+    ([{"type": "pdf", "name": "notes.pdf", "size": 1234}],
+     [{"type": "text", "text": {"value": "notes.pdf", "annotations": []}}]),
+    ([{"type": "refusal", "refusal": "no"}], [{"type": "refusal", "refusal": "no"}]),
+    ([{"type": "video", "frames": 3}], [{"type": "text", "text": {"value": "",
+                                                                  "annotations": []}}]),
+    (None, []),
+])
+async def test_content_shapes_become_openai_parts(data_dir: Path, start_server: MakeServer,
+                                                  content: Any, served: list[Any]) -> None:
+    _, raw = await serve_line(data_dir, start_server, {"id": ULID, "content": content})
+    assert raw["content"] == served
+
+
+@pytest.mark.parametrize(("stored_id", "served_id"), [
+    (ULID, ULID), (UUID, UUID), ("jan_1717666240", "jan_1717666240"),
+    ("msg_abc123", "msg_abc123"), (42, "42"),
+])
+async def test_ids_of_any_shape_are_served_and_retrievable(
+        data_dir: Path, start_server: MakeServer, stored_id: Any, served_id: str) -> None:
+    msg, _ = await serve_line(data_dir, start_server, {"id": stored_id})
+    assert msg.id == served_id
+
+
+async def test_unknown_fields_and_odd_values_are_not_served(
+        data_dir: Path, start_server: MakeServer) -> None:
+    msg, raw = await serve_line(data_dir, start_server, {
+        "id": ULID, "type": "Thread", "object": "thread.message", "role": "system",
+        "thread_id": "some_other_thread", "assistant_id": {"id": "jan"}, "run_id": "",
+        "attachments": [{"file_id": "file-1", "tools": [{"type": "retrieval"}]}, {"x": 1}],
+        "metadata": {"tokenSpeed": {"tokenSpeed": 23.4}, "n": 3, "ok": "yes", "none": None},
+        "future_field": [1, 2, 3]})
+    assert msg.thread_id == "jan_1"
+    assert msg.role == "assistant"
+    assert raw["assistant_id"] == '{"id": "jan"}'
+    assert raw["run_id"] is None
+    assert raw["attachments"] == [{"file_id": "file-1", "tools": []}]
+    assert msg.metadata == {"tokenSpeed": '{"tokenSpeed": 23.4}', "n": "3", "ok": "yes",
+                            "none": "null"}
+
+
+async def test_a_canonical_looking_line_in_milliseconds_is_served_in_seconds(
+        data_dir: Path, start_server: MakeServer) -> None:
+    msg, _ = await serve_line(data_dir, start_server, {
+        **openai_message(ULID, "jan_1", "hi", 0), "created_at": 1717666240123})
+    assert msg.created_at == 1717666240
+
+
+# --- whole folders -------------------------------------------------------------------------------
+
+
+def build_jan_data_dir(data_dir: Path) -> None:
+    """A data folder as a long-time Jan user has it: threads from several app versions."""
+    write_thread(data_dir, "jan_1717666232", jan_thread("jan_1717666232", "Trip to Lisbon"), [
+        jan_message("01HZX5GJ2Y0K7E1V0T9B4QW8NS", "jan_1717666232", "Plan a trip"),
+        jan_message("01HZX5GQ3V9PZ0W6J7X8Y9Z0AB", "jan_1717666232", "Day 1: ...", "assistant",
+                    1717666245000, "ready"),
+        jan_message("01HZX5H0000000000000000000", "jan_1717666232", "(stopped)", "assistant",
+                    1717666250000, "stopped"),
+    ])
+    write_thread(data_dir, ULID, jan06_thread(ULID), [
+        {**jan06_message("01JRK0000000000000000000AA", ULID, "What can I cook?", role="user"),
+         "assistant_id": None, "completed_at": None},
+        jan06_message("01JRK0000000000000000000AB", ULID, "Pasta."),
+        {**jan06_message("01JRK0000000000000000000AC", ULID, "", created_ms=1746000009000),
+         "status": "pending", "content": []},
+    ])
+    write_thread(data_dir, UUID, {"id": UUID, "object": "thread", "created_at": 1700000000.5,
+                                  "metadata": {}}, [
+        openai_message("msg_1", UUID, "from a script", 1700000001.25),
+        {**openai_message("msg_2", UUID, "string content", 1700000002), "content": "plain"},
+    ])
+    write_thread(data_dir, "jan_1690000000", None, [  # messages only, no thread.json
+        jan_message("01H0000000000000000000000A", "jan_1690000000", "orphan")])
+    folder = write_thread(data_dir, "jan_1680000000", None, [
+        jan_message("01G0000000000000000000000A", "jan_1680000000", "bad thread.json")])
+    (folder / "thread.json").write_text("{ not json")
+
+
+async def test_a_real_looking_jan_folder_is_served_strictly_valid(
+        data_dir: Path, start_server: MakeServer) -> None:
+    build_jan_data_dir(data_dir)
+    server = await start_server()
+    async with open_sdk(server) as sdk:
+        pager = sdk.get_api_list("/threads", model=Thread, page=AsyncCursorPage[Thread],
+                                 options={"params": {"limit": 2}})
+        threads = [t async for t in pager]
+        assert {t.id for t in threads} == {"jan_1717666232", ULID, UUID, "jan_1690000000",
+                                           "jan_1680000000"}
+        created = [t.created_at for t in threads]
+        assert created == sorted(created, reverse=True)
+        count = 0
+        for thread in threads:
+            assert await sdk.beta.threads.retrieve(thread.id) == thread
+            async for msg in sdk.beta.threads.messages.list(thread.id, limit=2):
+                assert msg.thread_id == thread.id
+                assert await sdk.beta.threads.messages.retrieve(msg.id, thread_id=thread.id
+                                                                ) == msg
+                count += 1
+        assert count == 10
+    health = await raw_get(server, "/healthz")
+    assert (health["threads"], health["messages"], health["corrupt_lines"]) == (5, 10, 0)
+
+
+async def test_jan_thread_json_shapes_become_openai_threads(
+        data_dir: Path, start_server: MakeServer) -> None:
+    build_jan_data_dir(data_dir)
+    async with open_sdk(await start_server()) as sdk:
+        jan04 = await sdk.beta.threads.retrieve("jan_1717666232")
+        # Jan's title is served inside metadata, where OpenAI clients look for one.
+        assert (jan04.created_at, jan04.metadata) == (1717666232, {"lastMessage": "hello",
+                                                                   "title": "Trip to Lisbon"})
+        jan06 = await sdk.beta.threads.retrieve(ULID)
+        assert (jan06.created_at, jan06.metadata) == (1746000000, {
+            "is_favorite": "false", "order": "2", "title": "Recipes"})
+        scripted = await sdk.beta.threads.retrieve(UUID)
+        assert scripted.created_at == 1700000000
+        for no_json in ("jan_1690000000", "jan_1680000000"):  # dated by their first message
+            thread = await sdk.beta.threads.retrieve(no_json)
+            assert (thread.created_at, thread.metadata) == (1717666240, {})
+        msgs = [m async for m in sdk.beta.threads.messages.list(ULID, order="asc")]
+        assert [m.status for m in msgs] == ["completed", "completed", "in_progress"]
+        assert msgs[1].metadata is not None
+        assert json.loads(msgs[1].metadata["tokenSpeed"]) == {"tokenSpeed": 23.4,
+                                                              "tokenCount": 118}
+        assert msgs[1].completed_at == 1746000002
+
+
+async def test_thread_json_id_is_the_folder_name(data_dir: Path, start_server: MakeServer
+                                                ) -> None:
+    write_thread(data_dir, "jan_2", {**jan_thread("jan_1"), "id": "jan_1"}, [])
+    async with open_sdk(await start_server()) as sdk:
+        assert (await sdk.beta.threads.retrieve("jan_2")).id == "jan_2"
+        with pytest.raises(openai.NotFoundError):
+            await sdk.beta.threads.retrieve("jan_1")

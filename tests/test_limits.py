@@ -1,0 +1,198 @@
+"""Bounded resources: request bodies, message lines and per-thread write queues have limits, and
+going over one is a 4xx (or, for the queue, waiting), never unbounded memory or a torn file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from service.app import create_app
+from service.config import Config
+from service.store import writer as writer_module
+from service.store.writer import ThreadWriter
+from tests.envelope import expect_error
+from tests.procs import parse_line, read_lines
+
+MakeClient = Callable[..., Any]
+
+
+@pytest.fixture
+def limited(aiohttp_client: Any, make_config: Callable[..., Config]) -> MakeClient:
+    async def make(**overrides: Any) -> TestClient:
+        return await aiohttp_client(create_app(make_config(**overrides)))
+    return make
+
+
+async def new_thread(client: TestClient) -> str:
+    resp = await client.post("/v1/threads", json={})
+    assert resp.status == 200
+    return str((await resp.json())["id"])
+
+
+def stored(data_dir: Path, thread_id: str) -> bytes:
+    return (data_dir / "threads" / thread_id / "messages.jsonl").read_bytes()
+
+
+async def test_body_over_the_limit_is_413_in_the_error_envelope(
+        limited: MakeClient, data_dir: Path) -> None:
+    client = await limited(max_body_bytes=1024)
+    thread_id = await new_thread(client)
+    resp = await client.post(f"/v1/threads/{thread_id}/messages",
+                             json={"role": "user", "content": "x" * 2000})
+    error = await expect_error(resp, 413)
+    assert error["code"] == "request_too_large"
+    assert stored(data_dir, thread_id) == b""
+
+
+async def test_chunked_body_over_the_limit_is_413_too(limited: MakeClient, data_dir: Path
+                                                      ) -> None:
+    client = await limited(max_body_bytes=1024)
+    thread_id = await new_thread(client)
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit holds while reading
+        yield b'{"role":"user","content":"'
+        for _ in range(100):
+            yield b"y" * 100
+        yield b'"}'
+    resp = await client.post(f"/v1/threads/{thread_id}/messages", data=chunks(),
+                             headers={"Content-Type": "application/json"})
+    await expect_error(resp, 413)
+    assert stored(data_dir, thread_id) == b""
+
+
+async def test_message_whose_line_exceeds_max_line_bytes_is_rejected(
+        limited: MakeClient, data_dir: Path) -> None:
+    client = await limited(max_line_bytes=1024, max_body_bytes=1 << 20)
+    thread_id = await new_thread(client)
+    # 300 characters, but 1200 bytes of UTF-8: the limit is on the encoded line.
+    big = {"role": "user", "content": "😀" * 300}
+    await expect_error(await client.post(f"/v1/threads/{thread_id}/messages", json=big))
+    assert stored(data_dir, thread_id) == b""
+    before = sorted(os.listdir(data_dir / "threads"))
+    await expect_error(await client.post("/v1/threads", json={"messages": [big]}))
+    assert sorted(os.listdir(data_dir / "threads")) == before, "a thread was half created"
+    ok = await client.post(f"/v1/threads/{thread_id}/messages", json={"role": "user",
+                                                                      "content": "small"})
+    assert ok.status == 200
+
+
+async def test_modify_that_would_exceed_max_line_bytes_is_rejected_and_changes_nothing(
+        limited: MakeClient, data_dir: Path) -> None:
+    client = await limited(max_line_bytes=1024, max_body_bytes=1 << 20)
+    thread_id = await new_thread(client)
+    resp = await client.post(f"/v1/threads/{thread_id}/messages",
+                             json={"role": "user", "content": "small"})
+    message = await resp.json()
+    before = stored(data_dir, thread_id)
+    resp = await client.post(f"/v1/threads/{thread_id}/messages/{message['id']}",
+                             json={"content": "é" * 600})
+    await expect_error(resp)
+    assert stored(data_dir, thread_id) == before
+    resp = await client.get(f"/v1/threads/{thread_id}/messages/{message['id']}")
+    assert await resp.json() == message
+
+
+class GatedAppends:
+    """Stands in for `append_lines`: records each batch and blocks until the test opens the gate,
+    so the test sees what queues up while a write (and its fsync) is in progress."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.size = 0
+
+    def __call__(self, folder: Path, data: bytes, durable: bool) -> int:
+        self.batches.append(data.count(b"\n"))
+        self.entered.set()
+        assert self.gate.wait(10)
+        start, self.size = self.size, self.size + len(data)
+        return start
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the event loop run until `predicate()` holds (yielding, not sleeping a fixed time)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0)
+
+
+async def test_write_queue_bounds_pending_lines_and_makes_a_flood_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    appends = GatedAppends()
+    monkeypatch.setattr(writer_module, "append_lines", appends)
+    writer = ThreadWriter(tmp_path, durable=True, queue_limit=4)
+    lines = [b'{"n":%d}' % i for i in range(50)]
+    calls = [asyncio.create_task(writer.append(line)) for line in lines]
+    await asyncio.to_thread(appends.entered.wait, 5)
+    await wait_until(lambda: sum(not t.done() for t in calls) == 50 and len(appends.batches) == 1
+                     and writer._room.locked())
+    # One batch is being written; no more than the limit is held in memory, the rest wait.
+    assert appends.batches == [4]
+    assert len(writer._pending) == 0
+    appends.gate.set()
+    offsets = await asyncio.gather(*calls)
+    assert sum(appends.batches) == 50 and max(appends.batches) <= 4
+    assert offsets == [sum(len(x) + 1 for x in lines[:i]) for i in range(50)], "order kept"
+
+
+async def test_concurrent_appends_share_one_write_and_one_fsync(tmp_path: Path) -> None:
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+    writer = ThreadWriter(tmp_path, durable=True, queue_limit=1024)
+    lines = [b'{"id":"m%d"}' % i for i in range(64)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "fdatasync", counting)
+        offsets = await asyncio.gather(*(writer.append(line) for line in lines))
+    assert len(synced) == 1, f"{len(synced)} fsyncs for 64 concurrent appends"
+    data = (tmp_path / "messages.jsonl").read_bytes()
+    assert [data[o:o + len(line)] for o, line in zip(offsets, lines, strict=True)] == lines
+    assert data.count(b"\n") == 64
+
+
+async def test_creates_through_the_api_are_group_committed(
+        limited: MakeClient, data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        record_property: Any) -> None:
+    client = await limited()
+    thread_id = await new_thread(client)
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+    monkeypatch.setattr(os, "fdatasync", counting)
+    resps = await asyncio.gather(*(client.post(f"/v1/threads/{thread_id}/messages",
+                                               json={"role": "user", "content": f"m{i}"})
+                                   for i in range(64)))
+    assert [r.status for r in resps] == [200] * 64
+    lines, tail = read_lines(data_dir / "threads" / thread_id / "messages.jsonl")
+    assert len(lines) == 64 and tail == b"" and all(parse_line(x) for x in lines)
+    record_property("counts", f"creates=64 fdatasyncs={len(synced)}")
+    assert len(synced) <= 32, f"{len(synced)} fsyncs for 64 concurrent creates: not batching"
+
+
+async def test_a_tiny_write_queue_still_completes_every_create(
+        limited: MakeClient, data_dir: Path) -> None:
+    client = await limited(write_queue_limit=1)
+    thread_id = await new_thread(client)
+    resps = await asyncio.gather(*(client.post(f"/v1/threads/{thread_id}/messages",
+                                               json={"role": "user", "content": f"m{i}"})
+                                   for i in range(40)))
+    assert [r.status for r in resps] == [200] * 40
+    lines, _ = read_lines(data_dir / "threads" / thread_id / "messages.jsonl")
+    assert sorted(parse_line(x)["id"] for x in lines) == sorted(  # type: ignore[index]
+        [(await r.json())["id"] for r in resps])

@@ -1,0 +1,143 @@
+"""A restart loses nothing: whatever the API created, changed or deleted is served byte for byte
+the same by a fresh server on the same folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.jan import jan_message, jan_thread, write_thread
+
+OpenClient = Callable[..., Awaitable[TestClient]]
+
+
+async def call(client: TestClient, method: str, path: str, body: Any = None) -> Any:
+    resp = await client.request(method, path, json=body)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def populate(client: TestClient) -> None:
+    """Threads and messages of every kind, then modifies and deletes of each."""
+    t1 = await call(client, "POST", "/v1/threads", {
+        "metadata": {"project": "restart"},
+        "tool_resources": {"code_interpreter": {"file_ids": ["file-a"]}},
+        "messages": [{"role": "user", "content": "first", "metadata": {"n": "1"}},
+                     {"role": "assistant", "content": [{"type": "text", "text": "second"}]}]})
+    t2 = await call(client, "POST", "/v1/threads", {})
+    t3 = await call(client, "POST", "/v1/threads", {"messages": [
+        {"role": "user", "content": "doomed"}]})
+    base1, base2 = f"/v1/threads/{t1['id']}", f"/v1/threads/{t2['id']}"
+    m = await call(client, "POST", f"{base1}/messages", {
+        "role": "user",
+        "content": [{"type": "text", "text": "look"},
+                    {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}},
+                    {"type": "image_file", "image_file": {"file_id": "file-i", "detail": "low"}}],
+        "attachments": [{"file_id": "file-d", "tools": [{"type": "file_search"}]}]})
+    for i in range(12):
+        await call(client, "POST", f"{base2}/messages", {"role": "user", "content": f"n{i}ü"})
+    page = await call(client, "GET", f"{base2}/messages?order=asc&limit=100")
+    ids2 = [x["id"] for x in page["data"]]
+    await call(client, "POST", f"{base2}/messages/{ids2[3]}", {"metadata": {"edited": "yes"}})
+    await call(client, "POST", f"{base2}/messages/{ids2[4]}", {
+        "content": "rewritten", "status": "incomplete", "incomplete_at": 1700000000,
+        "incomplete_details": {"reason": "max_tokens"}})
+    await call(client, "DELETE", f"{base2}/messages/{ids2[0]}")
+    await call(client, "DELETE", f"{base2}/messages/{ids2[11]}")
+    await call(client, "POST", f"{base1}/messages/{m['id']}", {"metadata": {"seen": "1"}})
+    await call(client, "POST", base1, {"metadata": {"project": "restart", "v": "2"}})
+    await call(client, "DELETE", f"/v1/threads/{t3['id']}")
+
+
+async def snapshot(client: TestClient) -> dict[str, bytes]:
+    """The raw bytes of every GET the API offers over what is stored."""
+    out: dict[str, bytes] = {}
+
+    async def get(path: str) -> Any:
+        resp = await client.get(path)
+        assert resp.status == 200, await resp.text()
+        out[path] = await resp.read()
+        return await resp.json()
+
+    for order in ("asc", "desc"):
+        await get(f"/v1/threads?limit=100&order={order}")
+    for thread in (await get("/v1/threads?limit=100"))["data"]:
+        base = f"/v1/threads/{thread['id']}"
+        await get(base)
+        for query in ("", "?order=asc&limit=100", "?limit=3"):
+            await get(f"{base}/messages{query}")
+        for msg in (await get(f"{base}/messages?limit=100"))["data"]:
+            await get(f"{base}/messages/{msg['id']}")
+            await get(f"{base}/messages/{msg['id']}/files")
+    return out
+
+
+async def test_a_fresh_server_serves_everything_identically(open_client: OpenClient) -> None:
+    first = await open_client()
+    await populate(first)
+    before = await snapshot(first)
+    await first.close()
+
+    second = await open_client()
+    after = await snapshot(second)
+    assert after == before
+    assert len(before) == 3 + 2 * 5 + 13 * 2  # lists, threads and their lists, messages
+    threads = (await (await second.get("/v1/threads")).json())["data"]
+    assert len(threads) == 2
+    health = await (await second.get("/healthz")).json()
+    assert (health["messages"], health["corrupt_lines"]) == (13, 0)
+
+
+async def test_writes_after_a_restart_continue_the_same_threads(open_client: OpenClient) -> None:
+    first = await open_client()
+    thread = await call(first, "POST", "/v1/threads", {"messages": [
+        {"role": "user", "content": "before"}]})
+    await first.close()
+    second = await open_client()
+    base = f"/v1/threads/{thread['id']}/messages"
+    new = await call(second, "POST", base, {"role": "assistant", "content": "after"})
+    page = await call(second, "GET", base + "?order=asc")
+    assert [m["content"][0]["text"]["value"] for m in page["data"]] == ["before", "after"]
+    await second.close()
+    third = await open_client()
+    assert await call(third, "GET", f"{base}/{new['id']}") == new
+
+
+async def test_jan_threads_without_a_creation_time_keep_it_across_rewrites(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """A thread.json with no time (or none at all) dates the thread by its first message, not by
+    the folder's mtime, which every rewrite moves."""
+    no_json = write_thread(data_dir, "jan_a", None, [jan_message("a0", "jan_a", "x")])
+    timeless = {k: v for k, v in jan_thread("jan_b").items() if k not in ("created", "updated")}
+    no_time = write_thread(data_dir, "jan_b", timeless, [
+        jan_message("b0", "jan_b", "y", created_ms=1717666250000)])
+    for folder in (no_json, no_time):
+        os.utime(folder, (1600000000, 1600000000))
+    first = await open_client()
+    for path in ("/v1/threads/jan_a/messages/a0", "/v1/threads/jan_b/messages/b0"):
+        await call(first, "POST", path, {"metadata": {"edited": "1"}})  # renames in the folder
+    before = await snapshot(first)
+    await first.close()
+    after = await snapshot(await open_client())
+    assert after == before
+    assert [(t["id"], t["created_at"]) for t in json.loads(before["/v1/threads?limit=100"])[
+        "data"]] == [("jan_b", 1717666250), ("jan_a", 1717666240)]
+
+
+async def test_modifying_a_corrupt_thread_json_writes_a_complete_one(
+        open_client: OpenClient, data_dir: Path) -> None:
+    folder = write_thread(data_dir, "jan_c", None, [jan_message("c0", "jan_c", "z")])
+    (folder / "thread.json").write_text("[not, an, object")
+    client = await open_client()
+    thread = await call(client, "POST", "/v1/threads/jan_c", {"metadata": {"k": "v"}})
+    assert (thread["created_at"], thread["metadata"]) == (1717666240, {"k": "v"})
+    stored = json.loads((folder / "thread.json").read_text())
+    assert stored == {"id": "jan_c", "object": "thread", "created_at": 1717666240,
+                      "metadata": {"k": "v"}}
+    await client.close()
+    assert await call(await open_client(), "GET", "/v1/threads/jan_c") == thread

@@ -1,0 +1,270 @@
+"""Server-sent events: live messages from every writer, updates, deletions, resume without gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from service.keys import HUB
+
+from .sse import SseReader
+
+JSON = {"Content-Type": "application/json"}
+
+
+@asynccontextmanager
+async def stream(server: TestServer, path: str, headers: dict[str, str] | None = None
+                 ) -> AsyncIterator[SseReader]:
+    async with aiohttp.ClientSession() as s, s.get(server.make_url(path),
+                                                   headers=headers or {}) as resp:
+        assert resp.status == 200, await resp.text()
+        yield SseReader(resp)
+
+
+async def post(server: TestServer, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as s, s.post(server.make_url(path), json=body) as resp:
+        assert resp.status == 200, await resp.text()
+        result: dict[str, Any] = await resp.json()
+        return result
+
+
+async def new_thread(server: TestServer) -> str:
+    return str((await post(server, "/v1/threads", {}))["id"])
+
+
+async def say(server: TestServer, thread_id: str, text: str) -> dict[str, Any]:
+    return await post(server, f"/v1/threads/{thread_id}/messages",
+                      {"role": "user", "content": text})
+
+
+def append_external(data_dir: Path, thread_id: str, message_id: str, text: str) -> None:
+    line = json.dumps({"id": message_id, "role": "assistant", "content": text,
+                       "created": 1717666240000, "status": "ready"})
+    with open(data_dir / "threads" / thread_id / "messages.jsonl", "a") as f:
+        f.write(line + "\n")
+
+
+def text_of(event_json: dict[str, Any]) -> str:
+    return str(event_json["content"][0]["text"]["value"])
+
+
+async def test_stream_headers_and_pings(start_server: Callable[..., Any]) -> None:
+    server = await start_server(sse_ping_seconds=0.1)
+    thread_id = await new_thread(server)
+    async with aiohttp.ClientSession() as s, s.get(
+            server.make_url(f"/v1/threads/{thread_id}/events")) as resp:
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        assert resp.headers["Cache-Control"] == "no-cache"
+        assert resp.headers["X-Accel-Buffering"] == "no"
+        line = await asyncio.wait_for(resp.content.readline(), 5)
+        assert line == b": ping\n"
+
+
+async def test_api_and_external_messages_arrive_in_order(server: TestServer, data_dir: Path
+                                                         ) -> None:
+    thread_id = await new_thread(server)
+    async with stream(server, f"/v1/threads/{thread_id}/events") as events:
+        first = await say(server, thread_id, "from the API")
+        append_external(data_dir, thread_id, "jan_ext_1", "from another program")
+        second = await say(server, thread_id, "from the API again")
+        got = await events.take(3)
+    assert [e.event for e in got] == ["thread.message.created"] * 3
+    assert [e.json["id"] for e in got] == [first["id"], "jan_ext_1", second["id"]]
+    assert got[0].json == first  # exactly the REST object
+    assert text_of(got[1].json) == "from another program"
+    ids = [int(e.id or 0) for e in got]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+
+
+async def test_update_and_delete_events_carry_rest_objects(server: TestServer) -> None:
+    thread_id = await new_thread(server)
+    msg = await say(server, thread_id, "hello")
+    async with stream(server, f"/v1/threads/{thread_id}/events") as events:
+        updated = await post(server, f"/v1/threads/{thread_id}/messages/{msg['id']}",
+                             {"metadata": {"k": "v"}})
+        async with aiohttp.ClientSession() as s, s.delete(
+                server.make_url(f"/v1/threads/{thread_id}/messages/{msg['id']}")) as resp:
+            assert resp.status == 200
+        up, gone = await events.take(2)
+    assert up.event == "thread.message.updated" and up.json == updated
+    assert gone.event == "thread.message.deleted"
+    assert gone.json == {"id": msg["id"], "object": "thread.message.deleted", "deleted": True,
+                         "thread_id": thread_id}
+    assert up.id and gone.id
+
+
+async def test_resume_mid_thread_has_no_gap_and_no_duplicate(server: TestServer) -> None:
+    thread_id = await new_thread(server)
+    async with stream(server, f"/v1/threads/{thread_id}/events") as events:
+        sent = [await say(server, thread_id, f"m{i}") for i in range(5)]
+        got = await events.take(5)
+    resume_from = got[2].id
+    later = [await say(server, thread_id, f"later{i}") for i in range(2)]
+    for how in ("header", "query"):
+        path = f"/v1/threads/{thread_id}/events"
+        headers = {}
+        if how == "header":
+            headers["Last-Event-ID"] = str(resume_from)
+        else:
+            path += f"?last_event_id={resume_from}"
+        async with stream(server, path, headers) as events:
+            replayed = await events.take(4)
+            assert await events.nothing_for(0.3)
+        assert [e.json["id"] for e in replayed] == [m["id"] for m in sent[3:] + later]
+
+
+async def test_resume_after_restart_includes_messages_written_while_down(
+        start_server: Callable[..., Any], data_dir: Path) -> None:
+    server = await start_server()
+    thread_id = await new_thread(server)
+    async with stream(server, "/v1/events") as events:
+        before = [await say(server, thread_id, f"b{i}") for i in range(3)]
+        got = await events.take(3)
+    assert [e.json["id"] for e in got] == [m["id"] for m in before]
+    last_id = got[-1].id
+    await server.close()
+
+    append_external(data_dir, thread_id, "while_down", "written with no server running")
+    server2 = await start_server()
+    after = await say(server2, thread_id, "after restart")
+    async with stream(server2, "/v1/events", {"Last-Event-ID": str(last_id)}) as events:
+        replayed = await events.take(2)
+        assert await events.nothing_for(0.3)
+    assert [e.json["id"] for e in replayed] == ["while_down", after["id"]]
+
+
+async def test_after_message_starts_a_thread_stream_after_it(server: TestServer) -> None:
+    thread_id = await new_thread(server)
+    sent = [await say(server, thread_id, f"m{i}") for i in range(4)]
+    async with stream(server, f"/v1/threads/{thread_id}/events?after={sent[1]['id']}") as events:
+        replayed = await events.take(2)
+        live = await say(server, thread_id, "live")
+        nxt = await events.next()
+    assert [e.json["id"] for e in replayed] == [sent[2]["id"], sent[3]["id"]]
+    assert nxt.json["id"] == live["id"]
+
+
+async def test_global_stream_sees_every_thread(server: TestServer) -> None:
+    async with stream(server, "/v1/events") as events:
+        a = await new_thread(server)
+        b = await new_thread(server)
+        ma = await say(server, a, "in a")
+        mb = await say(server, b, "in b")
+        got = await events.take(4)
+    assert [(e.event, e.json["id"]) for e in got] == [
+        ("thread.created", a), ("thread.created", b),
+        ("thread.message.created", ma["id"]), ("thread.message.created", mb["id"])]
+
+
+async def test_thread_stream_only_carries_its_thread(server: TestServer) -> None:
+    a, b = await new_thread(server), await new_thread(server)
+    async with stream(server, f"/v1/threads/{a}/events") as events:
+        await say(server, b, "elsewhere")
+        mine = await say(server, a, "here")
+        got = await events.next()
+    assert got.json["id"] == mine["id"]
+
+
+async def test_another_threadline_process_writes_show_up(start_server: Callable[..., Any]
+                                                         ) -> None:
+    one, two = await start_server(), await start_server()
+    thread_id = await new_thread(one)
+    async with stream(one, f"/v1/threads/{thread_id}/events") as events:
+        msg = await say(two, thread_id, "written through the second process")
+        got = await events.next()
+    assert got.json == msg
+
+
+async def test_unknown_thread_is_a_json_404_before_streaming(server: TestServer) -> None:
+    async with aiohttp.ClientSession() as s, s.get(
+            server.make_url("/v1/threads/nope/events")) as resp:
+        assert resp.status == 404
+        assert resp.content_type == "application/json"
+        body = await resp.json()
+    assert body["error"]["message"] == "No thread found with id 'nope'."
+
+
+async def test_bad_last_event_id_is_400(server: TestServer) -> None:
+    async with aiohttp.ClientSession() as s, s.get(
+            server.make_url("/v1/events"), headers={"Last-Event-ID": "x;y"}) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["type"] == "invalid_request_error"
+
+
+async def test_stalled_reader_is_dropped_while_others_keep_receiving(
+        start_server: Callable[..., Any]) -> None:
+    server = await start_server(sse_queue_limit=8)
+    hub = server.app[HUB]
+    thread_id = await new_thread(server)
+    # A client that connects and never reads: a tiny receive buffer, so the server's writes stall.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((server.host, server.port))
+    sock.sendall(f"GET /v1/threads/{thread_id}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    try:
+        async with stream(server, f"/v1/threads/{thread_id}/events") as events:
+            deadline = time.monotonic() + 5
+            while len(hub.subscribers) < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert len(hub.subscribers) == 2
+            big = "x" * 50_000
+            received = 0
+            for i in range(120):
+                await say(server, thread_id, f"{i} {big}")
+                while True:  # the healthy reader keeps up
+                    ev = await events.next()
+                    if ev.event == "thread.message.created":
+                        received += 1
+                        break
+            assert received == 120
+            deadline = time.monotonic() + 5
+            while len(hub.subscribers) > 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert len(hub.subscribers) == 1  # the stalled one was dropped, the reader stays
+    finally:
+        sock.close()
+
+
+async def test_shutdown_with_open_streams_is_prompt(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "service", "--data-dir", str(data),
+                             "--port", str(port), "--log-level", "warning"],
+                            env={**os.environ, "THREADLINE_WATCH": "true"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as s:
+            for _ in range(200):
+                try:
+                    async with s.get(url + "/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+            async with s.get(url + "/v1/events") as r1, s.get(url + "/v1/events") as r2:
+                assert r1.status == r2.status == 200
+                started = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                code = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 10)
+                took = time.monotonic() - started
+        assert code == 0
+        assert took < 1.5, f"shutdown took {took:.2f}s with open streams"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

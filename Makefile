@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run test test-slow lint bench check clean container-test
+.PHONY: install run test test-slow lint bench clean container-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

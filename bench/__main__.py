@@ -135,6 +135,14 @@ def _measure(cfg: Settings, runs: dict[str, list[load.Run]], label: str, key: st
     say(f"  {label} {key}: {run.rps:,.1f}/s (p99 {run.p99_ms:.1f} ms)")
 
 
+def _spread(r: load.Result) -> str:
+    """The range of the repeated runs: how much to trust the median."""
+    if len(r.runs) < 2:
+        return "1 run"
+    rates = sorted(x.rps for x in r.runs)
+    return f"runs {rates[0]:,.0f} to {rates[-1]:,.0f}/s"
+
+
 def _probe(port: int, ds: data.Dataset) -> float:
     """Seconds one get takes (to size the whole-file runs)."""
     mid = data.read_ids(ds)[0]
@@ -170,14 +178,17 @@ def reads(cfg: Settings) -> list[Row]:
                 runs: dict[str, list[load.Run]] = {}
                 go = functools.partial(_measure, cfg, runs, label)
                 wf_latency = _probe(wf.port, ds) if wf is not None else 0.0
+                cases: list[tuple[str, procs.Server, str, list[str]]] = [
+                    (h.name, h, "get", ids) for h in hellos]
+                if "get" in cfg.suites:
+                    cases.append(("get", tl, "get", ids))
+                if "list" in cfg.suites:
+                    cases += [("list asc", tl, "list", [*ids, "asc"]),
+                              ("list desc", tl, "list", [*ids, "desc"])]
                 for rep in range(cfg.repeats):
-                    for h in hellos:
-                        go(h.name, h, "get", ids)
-                    if "get" in cfg.suites:
-                        go("get", tl, "get", ids)
-                    if "list" in cfg.suites:
-                        go("list asc", tl, "list", [*ids, "asc"])
-                        go("list desc", tl, "list", [*ids, "desc"])
+                    # Alternate the order so drift in the machine's load favours no one.
+                    for case in cases if rep % 2 == 0 else cases[::-1]:
+                        go(*case)
                     big = ds.messages > 10_000
                     if wf is not None and (rep == 0 or not big):
                         # The whole-file server is CPU-bound and serial: 2 connections give it
@@ -199,7 +210,8 @@ def reads(cfg: Settings) -> list[Row]:
             for h in hellos:
                 rows.append(Row("hello-world GET" + (" (uvloop)" if "uvloop" in h.name else ""),
                                 label, "—", hello=rate(res[h.name].rps),
-                                notes=f"p99 {res[h.name].median_run.p99_ms:.1f} ms"))
+                                notes=f"p99 {res[h.name].median_run.p99_ms:.1f} ms; "
+                                      f"{_spread(res[h.name])}"))
             for key in ("get", "list asc", "list desc"):
                 if key not in res:
                     continue
@@ -214,7 +226,8 @@ def reads(cfg: Settings) -> list[Row]:
                     target, status = "≥ 100x whole-file", at_least(vw, 100)
                 elif key != "get":
                     target, status = "≥ 60% hello", at_least(vh, 0.60)
-                notes = [f"p50 {r.median_run.p50_ms:.1f} / p99 {r.median_run.p99_ms:.1f} ms"]
+                notes = [f"p50 {r.median_run.p50_ms:.1f} / p99 {r.median_run.p99_ms:.1f} ms",
+                         _spread(r)]
                 if r.bad:
                     notes.append(f"**{r.bad} errors/non-2xx**")
                 if wf_key not in res and ds.messages > cfg.wholefile_max:

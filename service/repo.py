@@ -251,15 +251,12 @@ class Repository:
             seq = range(len(index)) if run_id is None else index.slots_with_run(run_id)
             slots, more = page(seq, limit, order, cursors[0], cursors[1])
             items = page_bytes(self.catalog, entry, slots)
-            first = self._id_of(items[0]) if items else None
-            last = self._id_of(items[-1]) if items else None
+            first = index.id_at(slots[0]) if slots else None
+            last = index.id_at(slots[-1]) if slots else None
             return list_envelope(items, first, last, more)
         result: bytes = await self._read(thread_id, read)
         return result
 
-    @staticmethod
-    def _id_of(served: bytes) -> str:
-        return str(msgspec.json.decode(served, type=_IdOnly).id)
 
     async def modify_message(self, thread_id: str, message_id: str, req: ModifyMessage) -> bytes:
         changes: dict[str, Any] = {k: msgspec.to_builtins(v) for k in req.__struct_fields__
@@ -308,7 +305,7 @@ class Repository:
             done = await self._exclusive(thread_id, run)
             if done is None:
                 raise message_not_found(message_id)
-            self.indexer.apply_rewrite(thread_id, done[0], done[1], {hash(message_id): message_id})
+            self.indexer.apply_rewrite(thread_id, done[0], done[1])
 
     async def message_files(self, thread_id: str, message_id: str) -> list[MessageFile]:
         def read(entry: ThreadEntry) -> list[MessageFile]:
@@ -322,7 +319,3 @@ class Repository:
                     for f in normalize.file_ids(obj)]
         result: list[MessageFile] = await self._read(thread_id, read)
         return result
-
-
-class _IdOnly(msgspec.Struct):
-    id: str

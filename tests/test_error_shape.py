@@ -35,7 +35,7 @@ class Env:
         asynchronously after earlier creates, so it is left out."""
         return {str(p.relative_to(self.data_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
                 if p.is_file() else "dir" for p in sorted(self.data_dir.rglob("*"))
-                if not p.relative_to(self.data_dir).parts[0] == ".threadline"}
+                if p.relative_to(self.data_dir).parts[0] != ".threadline"}
 
 
 @pytest.fixture(autouse=True)

@@ -209,11 +209,9 @@ async def test_in_place_truncate_and_rewrite_drops_deleted_and_shows_edited(
     await check_edited(watched, path)
     assert feed.of("thread.message.updated") == ["01J0C"]
     assert feed.of("thread.message.created") == []
-    assert feed.of("thread.message.deleted") in ([], ["01J0B"])  # see the xfail below
+    assert feed.of("thread.message.deleted") == ["01J0B"]
 
 
-@pytest.mark.xfail(strict=True, reason="the index keeps id hashes, not ids; after an in-place "
-                   "rewrite the old bytes are gone, so a removed message's id is not known")
 async def test_in_place_rewrite_publishes_the_removed_message_id(
         make_client: MakeClient, data_dir: Path) -> None:
     client = await make_client()
@@ -246,7 +244,7 @@ async def test_truncation_removes_messages(watched: TestClient, feed: Recorder,
     await wait_for(lambda: shows(watched, JAN_ID, ["01J0A"]), what="the truncation")
     assert feed.of("thread.message.created") == []
     assert feed.of("thread.message.updated") == []
-    assert set(feed.of("thread.message.deleted")) <= {"01J0B", "01J0C"}  # ids: see the xfail
+    assert sorted(feed.of("thread.message.deleted")) == ["01J0B", "01J0C"]
 
 
 async def test_atomic_rename_over_drops_deleted_and_shows_edited(

@@ -19,8 +19,6 @@ from ..feed import Change, Feed
 from ..index.catalog import Catalog, ThreadEntry
 from ..index.reader import Stale, message_bytes
 from ..models import encoder
-from ..store.files import pread
-from ..store.lines import line_id
 from .journal import Journal, Record
 
 log = logging.getLogger(__name__)
@@ -117,17 +115,10 @@ class Hub:
 
     # --- start-up: journal what was written while no Threadline ran ------------------------------
 
-    def _ids_from(self, entry: ThreadEntry, first_slot: int) -> list[str]:
+    @staticmethod
+    def _ids_from(entry: ThreadEntry, first_slot: int) -> list[str]:
         index = entry.messages
-        if first_slot >= len(index):
-            return []
-        fd = self.catalog.read_fd(entry)
-        out = []
-        for slot in range(first_slot, len(index)):
-            mid = line_id(pread(fd, index.lengths[slot], index.starts[slot]))
-            if mid is not None:
-                out.append(mid)
-        return out
+        return [index.id_at(slot) for slot in range(max(first_slot, 0), len(index))]
 
     def _unjournaled(self) -> list[Record]:
         records: list[Record] = []

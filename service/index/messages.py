@@ -1,9 +1,10 @@
-"""Per-thread message index: packed arrays of line positions and an open-addressing id table.
+"""Per-thread message index: packed arrays of line positions and ids, and an open-addressing table.
 
-Memory per message (documented in the README): 8 (start) + 4 (length) + 8 (id hash) + 4 (CRC-32 of
-the line, to tell an edited line from an unchanged one when another program rewrites the file) + 1
-(canonical flag) + 8 to 16 (hash table at load 1/4 to 1/2, 4-byte slots) = 33 to 41 bytes, and no
-Python object per message. Message ids themselves are not kept: the line holds them.
+Memory per message (documented in the README): 8 (start) + 4 (length) + 4 (CRC-32 of the line, to
+tell an edited line from an unchanged one when another program rewrites the file) + 1 (canonical
+flag) + the id's bytes + 4 (where they end) + 6 to 11 (hash table at load 1/3 to 2/3, 4-byte
+entries): 55 to 60 bytes for a 28-byte `msg_...` id, and no Python object per message. The ids are
+kept so that a message another program removes can still be named in its deletion event.
 Slots are positions in file order; a rewrite of the file builds a fresh index.
 """
 
@@ -16,15 +17,16 @@ UNKNOWN, CANONICAL, NORMALIZE = 0, 1, 2
 
 
 class MessageIndex:
-    __slots__ = ("_mask", "_table", "canon", "corrupt", "crcs", "hashes", "lengths", "run_ids",
-                 "starts")
+    __slots__ = ("_id_ends", "_ids", "_mask", "_table", "canon", "corrupt", "crcs", "lengths",
+                 "run_ids", "starts")
 
     def __init__(self) -> None:
         self.starts = array("q")
         self.lengths = array("I")
-        self.hashes = array("q")
         self.crcs = array("I")
         self.canon = bytearray()
+        self._ids = bytearray()  # every id's UTF-8 bytes, back to back
+        self._id_ends = array("I")  # where each slot's id ends in _ids
         self.run_ids: dict[int, str] = {}  # sparse: most Jan messages have no run
         self.corrupt: list[tuple[int, int]] = []  # (offset, length) of lines that are not messages
         self._table = array("i", bytes(4 * 8))
@@ -35,39 +37,41 @@ class MessageIndex:
 
     def add(self, start: int, length: int, message_id: str, run_id: str | None, crc: int) -> int:
         slot = len(self.starts)
+        key = message_id.encode(errors="surrogatepass")
         self.starts.append(start)
         self.lengths.append(length)
         self.crcs.append(crc)
-        h = hash(message_id)
-        self.hashes.append(h)
         self.canon.append(UNKNOWN)
+        self._ids += key
+        self._id_ends.append(len(self._ids))
         if run_id is not None:
             self.run_ids[slot] = run_id
-        if (slot + 1) * 2 > self._mask + 1:
+        if (slot + 1) * 3 > (self._mask + 1) * 2:
             self._grow()
         else:
-            self._insert(h, slot)
+            self._insert(hash(key), slot)
         return slot
 
     def add_corrupt(self, start: int, length: int) -> None:
         self.corrupt.append((start, length))
 
-    def find(self, message_id: str) -> int:
-        """Slot of the last line with this id, or -1. Equal hashes of different ids (2**-64 per
-        pair) are told apart by the caller, which checks the id of the line it reads."""
-        return self.find_hash(hash(message_id))
+    def _key(self, slot: int) -> bytes:
+        return bytes(self._ids[self._id_ends[slot - 1] if slot else 0 : self._id_ends[slot]])
 
-    def find_hash(self, h: int) -> int:
-        table, mask, hashes = self._table, self._mask, self.hashes
-        i = h & mask
+    def id_at(self, slot: int) -> str:
+        return self._key(slot).decode(errors="surrogatepass")
+
+    def find(self, message_id: str) -> int:
+        """Slot of the last line with this id, or -1."""
+        key = message_id.encode(errors="surrogatepass")
+        table, mask = self._table, self._mask
+        i = hash(key) & mask
         found = -1
-        while True:
-            entry = table[i]
-            if entry == _EMPTY:
-                return found
-            if hashes[entry - 1] == h:
-                found = max(found, entry - 1)
+        while (entry := table[i]) != _EMPTY:
+            if entry - 1 > found and self._key(entry - 1) == key:
+                found = entry - 1
             i = (i + 1) & mask
+        return found
 
     def _insert(self, h: int, slot: int) -> None:
         table, mask = self._table, self._mask
@@ -78,12 +82,12 @@ class MessageIndex:
 
     def _grow(self) -> None:
         size = (self._mask + 1) * 2
-        while size < len(self.starts) * 2:
+        while size * 2 < len(self.starts) * 3:
             size *= 2
         self._table = array("i", bytes(4 * size))
         self._mask = size - 1
-        for slot, h in enumerate(self.hashes):
-            self._insert(h, slot)
+        for slot in range(len(self.starts)):
+            self._insert(hash(self._key(slot)), slot)
 
     def end_of(self, slot: int) -> int:
         return self.starts[slot] + self.lengths[slot]
@@ -94,6 +98,6 @@ class MessageIndex:
     def nbytes(self) -> int:
         """Bytes held by the index for its messages (the arrays and the table)."""
         return (self.starts.itemsize * len(self.starts) + self.lengths.itemsize * len(self.lengths)
-                + self.hashes.itemsize * len(self.hashes) + len(self.canon)
-                + self.crcs.itemsize * len(self.crcs)
+                + len(self.canon) + self.crcs.itemsize * len(self.crcs)
+                + len(self._ids) + self._id_ends.itemsize * len(self._id_ends)
                 + self._table.itemsize * len(self._table))

@@ -16,12 +16,23 @@ from pathlib import Path
 
 from ..feed import Change, Feed, Kind
 from ..ids import is_thread_id
-from ..store.lines import line_id
 from .catalog import Catalog, FileState, Tail, ThreadEntry
 from .messages import MessageIndex
 from .probe import Probe, Seen, extend, probe
 
 log = logging.getLogger(__name__)
+
+
+SETTLE_SECONDS = 0.015
+SETTLE_TRIES = 20
+
+
+def _same_file(a: Probe, b: Probe) -> bool:
+    if a.kind != b.kind or a.gone != b.gone:
+        return False
+    if a.file is None or b.file is None:
+        return a.file is b.file
+    return (a.file.ino, a.file.size, a.file.mtime_ns) == (b.file.ino, b.file.size, b.file.mtime_ns)
 
 
 def list_thread_ids(threads_dir: Path) -> list[str]:
@@ -82,23 +93,36 @@ class Indexer:
             entry = self.catalog.get(thread_id)
             seen = Seen() if entry is None else Seen(entry.thread_json, entry.file, entry.tail)
             folder = self.threads_dir / thread_id
-            result = await asyncio.get_running_loop().run_in_executor(
-                None, probe, folder, thread_id, seen)
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(None, probe, folder, thread_id, seen)
+            if entry is not None and result.kind in ("full", "missing"):
+                result = await self._settled(folder, thread_id, seen, result)
             return self._apply(thread_id, entry, result)
 
-    def apply_rewrite(self, thread_id: str, data: bytes, state: FileState,
-                      known: dict[int, str]) -> None:
+    async def _settled(self, folder: Path, thread_id: str, seen: Seen, result: Probe) -> Probe:
+        """A rewrite by another program (Jan truncates, then writes) may be caught half done:
+        read again until the file holds still, so readers never see a thread emptied and
+        refilled (and subscribers no run of spurious deletions and creations)."""
+        loop = asyncio.get_running_loop()
+        for _ in range(SETTLE_TRIES):
+            await asyncio.sleep(SETTLE_SECONDS)
+            again = await loop.run_in_executor(None, probe, folder, thread_id, seen)
+            if _same_file(again, result):
+                return again
+            result = again
+        return result
+
+    def apply_rewrite(self, thread_id: str, data: bytes, state: FileState) -> None:
         """Index content this process just wrote in place of messages.jsonl (no second read).
-        `known` maps id hashes to ids the rewrite removed, for their deletion events. The caller
-        holds `lock(thread_id)` across the rewrite and this call, so no sync sees the new file
-        first."""
+        The caller holds `lock(thread_id)` across the rewrite and this call, so no sync sees the
+        new file first."""
         entry = self.catalog.get(thread_id)
         if entry is None:
             return
         index, tail = MessageIndex(), Tail()
         extend(index, data, 0, tail)
         self._apply(thread_id, entry, Probe(kind="full", file=state, data=data, index=index,
-                                            tail=tail), known=known)
+                                            tail=tail))
 
     def apply_gone(self, thread_id: str) -> None:
         """The caller removed the thread folder (holding `lock(thread_id)`)."""
@@ -110,8 +134,8 @@ class Indexer:
         self.feed.publish(Change(kind=kind, thread_id=thread_id, message_id=message_id,
                                  offset=offset, end=offset + length + 1, generation=generation))
 
-    def _apply(self, thread_id: str, entry: ThreadEntry | None, p: Probe, publish: bool = True,
-               known: dict[int, str] | None = None) -> ThreadEntry | None:
+    def _apply(self, thread_id: str, entry: ThreadEntry | None, p: Probe, publish: bool = True
+               ) -> ThreadEntry | None:
         if p.gone:
             if entry is not None:
                 self.catalog.remove(thread_id)
@@ -138,7 +162,7 @@ class Indexer:
         if p.kind == "tail":
             self._apply_tail(entry, p, publish)
         elif p.kind in ("full", "missing"):
-            self._apply_full(entry, p, publish, known or {})
+            self._apply_full(entry, p, publish)
         if p.file is not None or p.kind == "missing":
             entry.file = p.file
         return entry
@@ -151,16 +175,10 @@ class Indexer:
                 self._publish("thread.message.created", entry.id, mid, offset, length,
                               entry.generation)
 
-    def _apply_full(self, entry: ThreadEntry, p: Probe, publish: bool,
-                    known: dict[int, str]) -> None:
+    def _apply_full(self, entry: ThreadEntry, p: Probe, publish: bool) -> None:
         # Not `p.index or ...`: an index of only corrupt lines has len() 0 and is still the file.
         new = p.index if p.index is not None else MessageIndex()
         old = entry.messages
-        old_fd = entry.fd if entry.file is not None and p.file is not None and \
-            entry.file.ino != p.file.ino else None
-        deleted = [s for s in range(len(old)) if new.find_hash(old.hashes[s]) < 0] if publish \
-            else []
-        deleted_ids = [known.get(old.hashes[s]) or self._old_id(old_fd, old, s) for s in deleted]
         self.catalog.forget_fd(entry)
         entry.messages = new
         entry.tail = p.tail or Tail()
@@ -168,27 +186,15 @@ class Indexer:
         if not publish:
             return
         gen = entry.generation
-        for slot, mid in zip(deleted, deleted_ids, strict=True):
-            if mid is not None:
+        for slot in range(len(old)):
+            mid = old.id_at(slot)
+            if new.find(mid) < 0:
                 self._publish("thread.message.deleted", entry.id, mid, old.starts[slot],
                               old.lengths[slot], gen)
-            else:
-                log.info("thread %s: a message was removed by another program; its id is "
-                         "not known after an in-place rewrite", entry.id)
         for slot in range(len(new)):
-            before = old.find_hash(new.hashes[slot])
+            mid = new.id_at(slot)
+            before = old.find(mid)
             if before >= 0 and old.crcs[before] == new.crcs[slot]:
                 continue
-            start, length = new.starts[slot], new.lengths[slot]
-            mid = line_id(p.data[start:start + length])
             kind: Kind = "thread.message.created" if before < 0 else "thread.message.updated"
-            self._publish(kind, entry.id, mid, start, length, gen)
-
-    @staticmethod
-    def _old_id(fd: int | None, old: MessageIndex, slot: int) -> str | None:
-        if fd is None:
-            return None
-        try:  # the old file, still open, after a rename-over: a small read of a known line
-            return line_id(os.pread(fd, old.lengths[slot], old.starts[slot]))
-        except OSError:
-            return None
+            self._publish(kind, entry.id, mid, new.starts[slot], new.lengths[slot], gen)

@@ -48,6 +48,15 @@ _REASONS = {"content_filter", "max_tokens", "run_cancelled", "run_expired", "run
 _DETAILS = {"auto", "low", "high"}
 
 
+def _dumps(value: Any) -> str:
+    """A JSON value kept as text. Total like everything here: a value nested past what the
+    recursion budget left at this stack depth allows becomes ""."""
+    try:
+        return json.dumps(value)
+    except RecursionError:
+        return ""
+
+
 def seconds(value: Any) -> int | None:
     """A timestamp in seconds from int/float seconds or milliseconds (> 1e12 means ms)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -76,13 +85,13 @@ def created_seconds(obj: dict[str, Any]) -> int:
 def _str_or_none(value: Any) -> str | None:
     if value is None or value == "":
         return None
-    return value if isinstance(value, str) else json.dumps(value)
+    return value if isinstance(value, str) else _dumps(value)
 
 
 def metadata(value: Any) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
-    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+    return {str(k): v if isinstance(v, str) else _dumps(v) for k, v in value.items()}
 
 
 def _detail(obj: dict[str, Any]) -> Any:
@@ -107,8 +116,8 @@ def _text_value(value: Any) -> str:
         inner = value.get("value")
         if isinstance(inner, str):
             return inner
-        return json.dumps(value)
-    return "" if value is None else json.dumps(value)
+        return _dumps(value)
+    return "" if value is None else _dumps(value)
 
 
 def _annotations(value: Any) -> list[TextAnnotation]:
@@ -124,7 +133,7 @@ def _part(part: Any) -> ContentPart:
     if isinstance(part, str):
         return text_part(part)
     if not isinstance(part, dict):
-        return text_part(json.dumps(part))
+        return text_part(_dumps(part))
     kind = part.get("type")
     if kind == "text":
         text = part.get("text")
@@ -187,7 +196,8 @@ def file_ids(obj: dict[str, Any]) -> list[str]:
 
 def message(obj: dict[str, Any], thread_id: str) -> Message:
     """A stored message object (any Jan shape) as the canonical OpenAI v2 message."""
-    status = _STATUS.get(str(obj.get("status", "completed")), "completed")
+    status = obj.get("status", "completed")
+    status = _STATUS.get(status, "completed") if isinstance(status, str) else "completed"
     details = obj.get("incomplete_details")
     reason = details.get("reason") if isinstance(details, dict) else None
     return Message(

@@ -188,6 +188,7 @@ def reads(cfg: Settings) -> list[Row]:
                 for rep in range(cfg.repeats):
                     # Alternate the order so drift in the machine's load favours no one.
                     for case in cases if rep % 2 == 0 else cases[::-1]:
+                        procs.wait_idle([*hellos, *servers])
                         go(*case)
                     big = ds.messages > 10_000
                     if wf is not None and (rep == 0 or not big):
@@ -200,8 +201,8 @@ def reads(cfg: Settings) -> list[Row]:
                         for key, script, extra in (("wf get", "get", []),
                                                    ("wf list", "list", ["desc"])):
                             if key.split()[1] in cfg.suites:
+                                procs.wait_idle([*hellos, *servers])
                                 go(key, wf, script, [*ids, *extra], conns, secs)
-                                wf.wait_idle()
             res = {k: load.Result(v) for k, v in runs.items()}
             cfg.raw.setdefault("reads", {})[label] = {k: [asdict(r) for r in v]
                                                       for k, v in runs.items()}

@@ -138,7 +138,8 @@ def _jan_thread(thread_id: str, ms: int) -> dict[str, object]:
     }
 
 
-def _generate(label: str, n: int, dest: Path, seed: int) -> None:
+def generate(label: str, n: int, dest: Path, seed: int) -> None:
+    """Write a data dir of one thread of `n` messages (and ids.txt, meta.json) into `dest`."""
     rng = random.Random(seed)
     corpus = _corpus(rng)
     thread_id = f"jan_{1717666232 + n}"
@@ -194,7 +195,7 @@ def dataset(label: str, root: Path = ROOT, log: bool = True) -> Dataset:
         if log:
             print(f"bench: generating {label} thread ({n:,} messages) into {path} ...", flush=True)
         started = time.monotonic()
-        _generate(label, n, tmp, seed=n)
+        generate(label, n, tmp, seed=n)
         shutil.rmtree(path, ignore_errors=True)
         os.rename(tmp, path)
         if log:

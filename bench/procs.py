@@ -49,6 +49,32 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time of `pid`, in clock ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def wait_idle(servers: Sequence[Server], quiet: float = 0.15, timeout: float = 600.0) -> None:
+    """Block until no server has used CPU for `quiet` seconds: a run that ends with requests in
+    flight (the whole-file server takes seconds per request) must not load the next run's core."""
+    pids = [s.pid for s in servers if s.proc is not None and s.proc.poll() is None]
+    last = [cpu_ticks(p) for p in pids]
+    calm_since = started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        time.sleep(0.05)
+        now = [cpu_ticks(p) for p in pids]
+        t = time.perf_counter()
+        if now != last:
+            last, calm_since = now, t
+        elif t - calm_since >= quiet:
+            return
+
+
 class Server:
     """One server process. `start()` returns seconds from spawn to the first `/healthz` 200."""
 
@@ -92,13 +118,6 @@ class Server:
         self.stop()
         raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s")
 
-    def wait_idle(self, timeout: float = 300.0) -> None:
-        """Block until the server answers /healthz, i.e. has worked off what a run queued."""
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            if healthz_status(self.port, timeout=timeout) == 200:
-                return
-            time.sleep(0.05)
 
     def rss(self) -> int:
         return rss_bytes(self.pid)

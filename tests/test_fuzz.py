@@ -25,6 +25,7 @@ from openai.types.beta.threads import Message as SdkMessage
 
 from service.app import create_app
 from service.config import Config
+from service.index.reader import serve_line
 from service.keys import INDEXER
 from service.models import encoder
 from service.store import normalize
@@ -61,10 +62,10 @@ def nested(depth: int, leaf: Any = 1) -> Any:
     return value
 
 
-# Values nested as deep as a readable line may (service.store.lines.MAX_DEPTH): whatever walks
-# them afterwards (json.dumps of an odd metadata value, say) must not overflow.
-deep = st.integers(min_value=100, max_value=MAX_DEPTH - 2).map(nested)
-# ...and raw JSON nested around and beyond it, up to past the parser's own limit.
+# Values nested nearly as deep as the JSON parser goes (1000 levels, the object around them
+# included): whatever walks them afterwards (json.dumps of an odd metadata value) must cope.
+deep = st.integers(min_value=100, max_value=990).map(nested)
+# ...and raw JSON nested around the request bound (MAX_DEPTH) and past the parser's own limit.
 deep_raw = st.integers(min_value=MAX_DEPTH - 20, max_value=3000).map(
     lambda n: b"[" * n + b"]" * n)
 deep_fields = st.tuples(st.sampled_from([b"metadata", b"content", b"created_at", b"id",
@@ -376,6 +377,8 @@ async def test_any_request_gets_an_envelope_or_a_valid_object_never_5xx_long(
 
 @pytest.mark.parametrize("obj", [
     {"incomplete_details": {"reason": nested(2)}},  # unhashable reason: TypeError, then 500
+    {"status": nested(990)},  # str() of it overflowed the recursion budget
+    {"metadata": {"k": nested(990)}},  # so did json.dumps
     {"content": [{"type": "image_url", "image_url": {"url": "u", "detail": ["low"]}}]},
     {"content": [{"type": "image_file", "image_file": {"file_id": "f", "detail": {}}}]},
 ])
@@ -383,16 +386,33 @@ def test_found_unhashable_values_where_a_keyword_is_expected(obj: dict[str, Any]
     check_normalize(obj)
 
 
-async def test_found_a_line_nested_near_the_parser_limit_is_corrupt_not_a_500(
+async def test_found_a_line_nested_near_the_parser_limit_is_never_a_500(
         fast_client: TestClient, data_dir: Path) -> None:
-    # It parsed while indexing (a shallow worker thread) and failed when served (deep in a
-    # handler): a 500 on every list of the thread. Lines nested past MAX_DEPTH are corrupt now.
-    lines = [b'{"id":"msg_deep","metadata":' + b"[" * n + b"]" * n + b',"role":"user"}'
-             for n in (MAX_DEPTH - 2, MAX_DEPTH + 1, 990, 5000)]
+    lines = [b'{"id":"msg_d%d","metadata":{"k":%s},"role":"user"}' % (n, b"[" * n + b"]" * n)
+             for n in (MAX_DEPTH, 800, 985, 5000)]
     await check_served(fast_client, data_dir, b"\n".join(lines) + b"\n")
-    resp = await fast_client.get(f"/v1/threads/fuzz{Seq.n}/messages")
-    assert [m["id"] for m in (await resp.json())["data"]] == ["msg_deep"]
-    check_scan(b"\n".join(lines) + b"\n")
+    resp = await fast_client.get(f"/v1/threads/fuzz{Seq.n}/messages", params={"order": "asc"})
+    served = [m["id"] for m in (await resp.json())["data"]]
+    assert served[:2] == [f"msg_d{MAX_DEPTH}", "msg_d800"] and "msg_d5000" not in served
+
+
+def at_depth(frames: int, fn: Callable[[], Any]) -> Any:
+    return fn() if frames <= 0 else at_depth(frames - 1, fn)
+
+
+async def test_found_a_line_indexed_in_a_shallow_stack_is_served_from_a_deep_one(
+        fast_client: TestClient, data_dir: Path) -> None:
+    # The parser shares Python's recursion budget: a line nested 800 deep parses in the indexer's
+    # worker thread but not 300 frames deeper. Serving it raised Stale on every retry (a 500).
+    n = 800
+    line = b'{"id":"msg_deep","role":"user","metadata":{"k":%s}}' % (b"[" * n + b"]" * n)
+    folder = data_dir / "threads" / "deep"
+    folder.mkdir()
+    (folder / "messages.jsonl").write_bytes(line + b"\n")
+    entry = await fast_client.server.app[INDEXER].sync("deep")
+    assert entry is not None and entry.messages.id_at(0) == "msg_deep"
+    served = at_depth(300, lambda: serve_line(entry, 0, line))
+    assert SdkMessage.model_validate_json(served, strict=True).id == "msg_deep"
 
 
 async def test_found_free_form_values_nested_past_the_line_bound_are_rejected(
@@ -407,3 +427,19 @@ async def test_found_free_form_values_nested_past_the_line_bound_are_rejected(
         assert resp.status == 400, await resp.text()
         check_envelope(resp.status, resp.content_type, await resp.read())
     assert list((data_dir / "threads").iterdir()) == []
+
+
+async def test_found_modifying_a_message_the_full_parser_cannot_read_keeps_it(
+        fast_client: TestClient, data_dir: Path) -> None:
+    # The index skips unknown fields, so a 5000-digit number in one still indexes the message;
+    # a modify then rebuilt the line from the changes alone: `{"metadata":...}`, message gone.
+    line = b'{"id":"m1","role":"user","content":"hi","x":' + b"9" * 5000 + b"}"
+    await check_served(fast_client, data_dir, line + b"\n")
+    path = data_dir / "threads" / f"fuzz{Seq.n}" / "messages.jsonl"
+    resp = await fast_client.post(f"/v1/threads/fuzz{Seq.n}/messages/m1",
+                                  json={"metadata": {"a": "b"}})
+    assert resp.status == 409
+    check_envelope(resp.status, resp.content_type, await resp.read())
+    assert path.read_bytes() == line + b"\n"
+    resp = await fast_client.get(f"/v1/threads/fuzz{Seq.n}/messages/m1")
+    assert resp.status == 200 and (await resp.json())["id"] == "m1"

@@ -141,3 +141,20 @@ async def test_modifying_a_corrupt_thread_json_writes_a_complete_one(
                       "metadata": {"k": "v"}}
     await client.close()
     assert await call(await open_client(), "GET", "/v1/threads/jan_c") == thread
+
+
+async def test_start_up_removes_old_leftovers_of_interrupted_creates_and_deletes(
+        open_client: OpenClient, data_dir: Path) -> None:
+    threads = data_dir / "threads"
+    old = [threads / ".new-thread_x", threads / ".deleted-thread_y-1234"]
+    fresh = threads / ".new-thread_z"  # another process may be creating it right now
+    for folder in [*old, fresh]:
+        folder.mkdir()
+        (folder / "messages.jsonl").write_text("")
+    for folder in old:
+        os.utime(folder, (1_000_000_000, 1_000_000_000))
+    client = await open_client()
+    listed = await call(client, "GET", "/v1/threads")
+    assert listed["data"] == []
+    assert [p.exists() for p in old] == [False, False]
+    assert fresh.exists()

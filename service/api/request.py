@@ -28,7 +28,7 @@ async def json_body(request: web.Request, type_: type[T]) -> T:
         raise UnsupportedMediaType("Missing Content-Type: send application/json.")
     if not body.strip():
         body = b"{}"
-    if too_deep(body):  # what we store must stay readable: stored lines have the same bound
+    if too_deep(body):  # a fixed bound: the parser's own depends on how deep the stack is
         raise InvalidRequest("Request body is nested too deeply.")
     try:
         return cast(T, REQUEST_DECODERS[type_].decode(body))

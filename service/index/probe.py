@@ -144,7 +144,9 @@ def probe(folder: Path, thread_id: str, seen: Seen) -> Probe:
         return result
     if tj is None:
         result.thread_json_missing = True
-        if seen.thread_json is not None or (seen.file is None):
+        # A known thread whose thread.json vanished keeps its last state: most often the folder
+        # is being removed file by file, and the thread is about to be gone, not changed.
+        if seen.thread_json is None and seen.file is None:
             result.thread = normalize.thread({}, thread_id, _fallback_created(folder, folder_st))
     elif not _same(tj, seen.thread_json):
         obj = load_thread_json(folder / THREAD_JSON)

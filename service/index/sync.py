@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..feed import Change, Feed, Kind
 from ..ids import is_thread_id
+from ..store.files import remove_leftovers
 from .catalog import Catalog, FileState, Tail, ThreadEntry
 from .messages import MessageIndex
 from .probe import Probe, Seen, extend, probe
@@ -61,6 +62,8 @@ class Indexer:
     async def build(self, progress_every: float = 2.0) -> None:
         """Index every thread folder; log progress (threads, MB, MB/s) on large data dirs."""
         loop = asyncio.get_running_loop()
+        for name in await loop.run_in_executor(None, remove_leftovers, self.threads_dir):
+            log.info("removed %s, left behind by an interrupted create or delete", name)
         names = await loop.run_in_executor(None, list_thread_ids, self.threads_dir)
         started = last = time.monotonic()
         nbytes = 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +105,30 @@ def append_lines(folder: Path, data: bytes, durable: bool) -> int:
         finally:
             os.close(fd)
     return size
+
+
+STALE_SECONDS = 300.0
+
+
+def remove_leftovers(threads_dir: Path) -> list[str]:
+    """Remove what a crash left behind in the threads directory: `.new-*` folders of creates that
+    were never acknowledged and `.deleted-*` folders of deletes already applied. Only old ones:
+    another process may be creating or deleting a thread right now."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(threads_dir)
+    except FileNotFoundError:
+        return removed
+    now = time.time()
+    for name in names:
+        if not name.startswith((".new-", ".deleted-")):
+            continue
+        path = threads_dir / name
+        try:
+            if now - path.stat().st_mtime < STALE_SECONDS:
+                continue
+        except FileNotFoundError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(name)
+    return removed

@@ -41,7 +41,7 @@ CORRUPT = None
 MAX_DEPTH = 400
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_DEEP_LINE = 2 * MAX_DEPTH + 1  # no shorter line can nest deeper (it needs both brackets)
+_DEEP_LINE = 2 * MAX_DEPTH + 1  # shorter JSON cannot nest deeper: a level takes two brackets
 
 
 def too_deep(buf: bytes, start: int = 0, end: int | None = None) -> bool:

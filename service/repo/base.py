@@ -1,0 +1,94 @@
+"""Shared ground of the repository: state, per-thread writers, thread lookup, the read retry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ..config import Config
+from ..errors import PayloadTooLarge, UnknownMessage, message_not_found, thread_not_found
+from ..ids import is_thread_id, new_message_id
+from ..index.catalog import Catalog, ThreadEntry
+from ..index.reader import Stale
+from ..index.sync import Indexer
+from ..models import CreateMessage, Message, encoder, output_content
+from ..store.writer import ThreadWriter
+
+
+def list_envelope(items: list[bytes], first: str | None, last: str | None, more: bool) -> bytes:
+    """A list response assembled from already-encoded objects (no decode/encode of the items)."""
+    tail = encoder.encode({"first_id": first, "last_id": last, "has_more": more})
+    return b'{"object":"list","data":[' + b",".join(items) + b"]," + tail[1:]
+
+
+class RepoBase:
+    def __init__(self, config: Config, catalog: Catalog, indexer: Indexer) -> None:
+        self.config = config
+        self.threads_dir = config.threads_dir
+        self.catalog = catalog
+        self.indexer = indexer
+        self.durable = config.fsync == "always"
+        self._writers: dict[str, ThreadWriter] = {}
+        self.on_append: Callable[[float], None] | None = None  # seconds per write+fsync (metrics)
+
+    def writer(self, thread_id: str) -> ThreadWriter:
+        w = self._writers.get(thread_id)
+        if w is None:
+            w = self._writers[thread_id] = ThreadWriter(
+                self.threads_dir / thread_id, self.durable, self.config.write_queue_limit,
+                self.on_append)
+        return w
+
+    async def thread(self, thread_id: str) -> ThreadEntry:
+        """The thread's entry. A miss whose folder exists (another process created it a moment
+        ago, before the watcher reported it) is synced first, so a client can use a thread
+        right after creating it through any process."""
+        if not is_thread_id(thread_id):
+            raise thread_not_found(thread_id)
+        entry = self.catalog.get(thread_id)
+        if entry is None and os.path.isdir(self.threads_dir / thread_id):
+            entry = await self.indexer.sync(thread_id)
+        if entry is None:
+            raise thread_not_found(thread_id)
+        return entry
+
+    # --- threads --------------------------------------------------------------------------------
+
+    async def _exclusive(self, thread_id: str, fn: Any) -> Any:
+        try:
+            return await self.writer(thread_id).exclusive(fn)
+        except (FileNotFoundError, NotADirectoryError):
+            raise thread_not_found(thread_id) from None
+
+    # --- messages -------------------------------------------------------------------------------
+
+    async def _read(self, thread_id: str, fn: Any, *args: Any) -> Any:
+        """Run a read; if the file changed under the index, or the message is not (yet) in it,
+        sync once and run it again."""
+        entry = await self.thread(thread_id)
+        try:
+            return fn(entry, *args)
+        except (Stale, FileNotFoundError, UnknownMessage):
+            pass
+        synced = await self.indexer.sync(thread_id)
+        if synced is None:
+            raise thread_not_found(thread_id)
+        return fn(synced, *args)
+
+    def _slot(self, entry: ThreadEntry, message_id: str) -> int:
+        slot = entry.messages.find(message_id)
+        if slot < 0:
+            raise message_not_found(message_id)
+        return slot
+
+    def _new_line(self, thread_id: str, req: CreateMessage, now: int) -> bytes:
+        msg = Message(id=new_message_id(), created_at=now, thread_id=thread_id,
+                      role=req.role, content=output_content(req.content),
+                      attachments=req.attachments or [], metadata=req.metadata or {})
+        line = encoder.encode(msg)
+        if len(line) > self.config.max_line_bytes:
+            raise PayloadTooLarge(
+                f"Message is too large: {len(line)} bytes encoded, the limit is "
+                f"{self.config.max_line_bytes}.", param="content")
+        return line

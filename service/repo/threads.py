@@ -1,0 +1,122 @@
+"""Thread operations: list, create (folder built aside, renamed into place), modify, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import time
+from typing import Any
+
+import msgspec
+
+from ..errors import (
+    InvalidRequest,
+    thread_not_found,
+)
+from ..ids import new_thread_id
+from ..index.catalog import ThreadEntry
+from ..index.paging import Order, page
+from ..models import (
+    CreateThread,
+    DeletedThread,
+    ModifyThread,
+    encoder,
+)
+from ..store.files import fsync_dir, thread_locked, write_atomic
+from ..store.layout import MESSAGES, THREAD_JSON
+from ..store.lines import decode_object
+from .base import RepoBase, list_envelope
+
+
+def thread_json_bytes(obj: dict[str, Any]) -> bytes:
+    # Jan writes thread.json pretty-printed; so do we, keeping its unknown fields.
+    return json.dumps(obj, indent=2, ensure_ascii=False).encode() + b"\n"
+
+
+class ThreadOps(RepoBase):
+    def list_threads(self, limit: int, order: Order, after: str | None, before: str | None
+                     ) -> bytes:
+        ordered = self.catalog.ordered()
+        positions = {e.id: i for i, e in enumerate(ordered)} if (after or before) else {}
+        cursors = [positions.get(c) if c else None for c in (after, before)]
+        for name, value, pos in (("after", after, cursors[0]), ("before", before, cursors[1])):
+            if value and pos is None:
+                raise InvalidRequest(f"Invalid '{name}': no thread found with id '{value}'.",
+                                     param=name)
+        slots, more = page(range(len(ordered)), limit, order, cursors[0], cursors[1])
+        items = [ordered[i] for i in slots]
+        return list_envelope([e.thread_bytes for e in items], items[0].id if items else None,
+                             items[-1].id if items else None, more)
+
+    async def create_thread(self, req: CreateThread) -> ThreadEntry:
+        thread_id = new_thread_id()
+        now = int(time.time())
+        doc: dict[str, Any] = {"id": thread_id, "object": "thread", "created_at": now,
+                               "metadata": req.metadata or {},
+                               "tool_resources": msgspec.to_builtins(req.tool_resources)}
+        lines = [self._new_line(thread_id, m, now) for m in req.messages]
+        await asyncio.get_running_loop().run_in_executor(None, self._create_folder, thread_id,
+                                                         doc, lines)
+        entry = await self.indexer.sync(thread_id)
+        assert entry is not None
+        return entry
+
+    def _create_folder(self, thread_id: str, doc: dict[str, Any], lines: list[bytes]) -> None:
+        """Build the folder under a hidden name, then rename it into place: other readers (the
+        watcher, Jan) never see a thread without its thread.json."""
+        self.threads_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.threads_dir / f".new-{thread_id}"
+        tmp.mkdir()
+        write_atomic(tmp / MESSAGES, b"".join(line + b"\n" for line in lines), self.durable)
+        write_atomic(tmp / THREAD_JSON, thread_json_bytes(doc), self.durable)
+        os.rename(tmp, self.threads_dir / thread_id)
+        if self.durable:
+            fsync_dir(self.threads_dir)
+
+    async def modify_thread(self, thread_id: str, req: ModifyThread) -> ThreadEntry:
+        entry = await self.thread(thread_id)
+
+        def edit() -> None:
+            path = entry.folder / THREAD_JSON
+            with thread_locked(entry.folder):
+                try:
+                    found = decode_object(path.read_bytes())
+                except FileNotFoundError:
+                    found = None
+                # None: no thread.json, or one that is not an object; a complete one replaces it.
+                doc = found if found is not None else {
+                    "id": thread_id, "object": "thread", "created_at": entry.thread.created_at}
+                if req.metadata is not msgspec.UNSET:
+                    doc["metadata"] = req.metadata or {}
+                if req.tool_resources is not msgspec.UNSET:
+                    doc["tool_resources"] = msgspec.to_builtins(req.tool_resources)
+                write_atomic(path, thread_json_bytes(doc), self.durable)
+
+        await self._exclusive(thread_id, edit)
+        synced = await self.indexer.sync(thread_id)
+        if synced is None:
+            raise thread_not_found(thread_id)
+        return synced
+
+    async def delete_thread(self, thread_id: str) -> bytes:
+        entry = await self.thread(thread_id)
+        hidden = self.threads_dir / f".deleted-{thread_id}-{os.urandom(4).hex()}"
+
+        def remove() -> None:
+            with thread_locked(entry.folder):
+                os.rename(entry.folder, hidden)
+                if self.durable:
+                    fsync_dir(self.threads_dir)
+            shutil.rmtree(hidden, ignore_errors=True)
+
+        async with self.indexer.lock(thread_id):
+            try:
+                await self.writer(thread_id).exclusive(remove)
+            except FileNotFoundError:
+                raise thread_not_found(thread_id) from None
+            self.indexer.apply_gone(thread_id)
+        self._writers.pop(thread_id, None)
+        return encoder.encode(DeletedThread(id=thread_id))
+

@@ -185,6 +185,10 @@ def reads(cfg: Settings) -> list[Row]:
                 if "list" in cfg.suites:
                     cases += [("list asc", tl, "list", [*ids, "asc"]),
                               ("list desc", tl, "list", [*ids, "desc"])]
+                if label == cfg.sizes[0]:
+                    # A handler that does no store work: what the app's stack (routing,
+                    # middlewares, access log) costs per request, against the ceiling.
+                    cases.append(("healthz", tl, "path", ["/healthz"]))
                 for rep in range(cfg.repeats):
                     # Alternate the order so drift in the machine's load favours no one.
                     for case in cases if rep % 2 == 0 else cases[::-1]:
@@ -213,6 +217,12 @@ def reads(cfg: Settings) -> list[Row]:
                                 label, "—", hello=rate(res[h.name].rps),
                                 notes=f"p99 {res[h.name].median_run.p99_ms:.1f} ms; "
                                       f"{_spread(res[h.name])}"))
+            if "healthz" in res:
+                r = res["healthz"]
+                rows.append(Row("GET /healthz (stack floor)", label, rate(r.rps), rate(ceiling),
+                                vs_hello=pct(div(r.rps, ceiling)),
+                                notes="no store work: the app's own per-request cost (routing, "
+                                      f"middlewares, access log); {_spread(r)}"))
             for key in ("get", "list asc", "list desc"):
                 if key not in res:
                     continue

@@ -57,6 +57,12 @@ function request()
                     "&after=" .. ids[math.random(#ids)])
 end
 """,
+    # args: path (one fixed GET: the app's per-request floor, e.g. /healthz)
+    "path": r"""
+local path = "/"
+function init(args) path = args[1] end
+function request() return wrk.format("GET", path) end
+""",
     # args: thread_id
     "create": r"""
 local path = nil

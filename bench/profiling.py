@@ -105,4 +105,6 @@ def markdown(title: str, p: Profile, top: int = 12) -> str:
         c = inc[i] if i < len(inc) else ("", 0.0)
         lines.append(f"| {s[1]:.1f} | `{s[0]}` | | {c[1]:.1f} | `{c[0]}` |" if s[0] or c[0]
                      else "")
+    lines.append("\nUnder uvloop the loop's own C work (epoll, socket reads and writes) shows as "
+                 "self time of `run_app`: py-spy sees no Python frames inside it.")
     return "\n".join(x for x in lines if x) + "\n"

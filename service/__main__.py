@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ def _serve_parser(sub: Any) -> None:
                    help="accept this API key (repeatable)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["plain", "json"])
+    p.add_argument("--access-log", action="store_true", default=None,
+                   help="log one line per request")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -39,11 +42,22 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (it is a dependency): about 1.4x the requests per second of
+    the stock loop for the same handlers (see bench/)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     flags = {k: getattr(args, k)
-             for k in ("data_dir", "host", "port", "api_keys", "log_level", "log_format")}
+             for k in ("data_dir", "host", "port", "api_keys", "log_level", "log_format",
+                       "access_log")}
     try:
         config = load(flags, config_file=args.config)
     except ConfigError as exc:
@@ -53,7 +67,9 @@ def serve(args: argparse.Namespace) -> int:
     web.run_app(create_app(config), host=config.host, port=config.port,
                 print=lambda msg: logging.getLogger("threadline").info(
                     "serving %s on http://%s:%d", config.data_dir, config.host, config.port),
-                shutdown_timeout=2.0, access_log_class=logs.AccessLogger)
+                shutdown_timeout=2.0, access_log_class=logs.AccessLogger,
+                access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
+                loop=new_event_loop())
     logging.getLogger("threadline").info("stopped")
     return 0
 

@@ -55,6 +55,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     sse_queue_limit: Annotated[int, Meta(ge=1)] = 1000
     log_level: LogLevel = "info"
     log_format: LogFormat = "plain"
+    access_log: bool = False
 
     @property
     def threads_dir(self) -> Path:

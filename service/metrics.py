@@ -9,6 +9,7 @@ index holds, open event streams and the watcher's counters.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -59,6 +60,7 @@ class Metrics:
     def __init__(self, catalog: Catalog, feed: Feed, watch: WatchStats,
                  sse_subscribers: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "threadline_http_requests", "HTTP requests by method, route and status.",
             ["method", "route", "status"], registry=self.registry)
@@ -80,9 +82,15 @@ class Metrics:
         self.changes.labels(change.kind).inc()
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        method = method if method in METHODS else "other"  # any token is a method: bound labels
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        # `labels()` costs more than the increment: children are looked up once per label set.
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            label = method if method in METHODS else "other"  # any token is a method: bound it
+            children = self._children[key] = (self.requests.labels(label, route, str(status)),
+                                              self.latency.labels(label, route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self, accept: str) -> tuple[bytes, str]:
         """The exposition in the format the scraper asks for (Prometheus text or OpenMetrics),

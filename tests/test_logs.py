@@ -22,7 +22,7 @@ from .procs import ServerProcess
 
 async def test_json_logs_and_prompt_graceful_shutdown_on_sigterm(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", tmp_path / "work", "--log-level", "info",
-                           "--log-format", "json")
+                           "--access-log", "--log-format", "json")
     await server.start()
     try:
         async with aiohttp.ClientSession() as http:

@@ -24,7 +24,7 @@ CORRUPT: list[bytes] = [
     b'{"id": null}',
     b'{"id": {"nested": 1}}',
     b'{"id": "utf8-in-id-\xff\xfe"}',  # invalid UTF-8 in the id
-    b'{"id": "utf8-in-body", "content": "caf\xe9"}',  # Latin-1 bytes: invalid UTF-8
+    b'{"id": "bad-escape", "content": "\\x"}',  # an escape JSON does not have
     b'{"id": "nul-in-string", "content": "a\x00b"}',
     b"\x00\x00\x00\x00",
     b'{"id": "deep", "content": ' + b"[" * 5000 + b"]" * 5000 + b"}",
@@ -78,7 +78,7 @@ async def test_corrupt_lines_are_skipped_and_counted(open_client: OpenClient, da
     write_thread(data_dir, "jan_2", jan_thread("jan_2"), [msg(0)])
     client = await open_client()
     assert await served_ids(client) == ["m0", "m1", "m2", "m3", "m4"]
-    for mid in ("broken", "utf8-in-body", "nul-in-string", "deep", "m9"):
+    for mid in ("broken", "bad-escape", "nul-in-string", "deep", "m9"):
         resp = await client.get(f"/v1/threads/jan_1/messages/{mid}")
         await expect_error(resp, 404, no_message(mid))
     body = await health(client)
@@ -208,3 +208,19 @@ async def test_a_rewrite_keeps_a_half_written_tail_byte_for_byte(
     with (folder / "messages.jsonl").open("ab") as f:
         f.write(line[30:] + b"\n")
     assert await served_ids(await open_client()) == ["m1", "m2"]
+
+
+async def test_invalid_utf8_inside_a_string_is_served_leniently(open_client: OpenClient,
+                                                                data_dir: Path) -> None:
+    """Indexing does not validate every byte (that would halve the start-up rate); a message
+    whose text holds a stray Latin-1 byte is still a message, served with U+FFFD in its place."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"),
+                          [msg(0), b'{"id": "latin1", "role": "user", "content": "caf\xe9"}'])
+    before = (folder / "messages.jsonl").read_bytes()
+    client = await open_client()
+    assert await served_ids(client) == ["m0", "latin1"]
+    resp = await client.get("/v1/threads/jan_1/messages/latin1")
+    assert resp.status == 200
+    assert (await resp.json())["content"][0]["text"]["value"] == "caf\ufffd"
+    assert (await health(client))["corrupt_lines"] == 0
+    assert (folder / "messages.jsonl").read_bytes() == before

@@ -52,6 +52,35 @@ class MessageIndex:
             self._insert(hash(key), slot)
         return slot
 
+    def add_many(self, starts: list[int], lengths: list[int], ids: list[str], crcs: list[int],
+                 run_ids: dict[int, str]) -> None:
+        """Append many messages at once (the start-up and tail paths): C-level array extends and
+        one table insert per id. `run_ids` maps positions in these lists to run ids."""
+        first = len(self.starts)
+        keys = [i.encode(errors="surrogatepass") for i in ids]
+        self.starts.extend(starts)
+        self.lengths.extend(lengths)
+        self.crcs.extend(crcs)
+        self.canon.extend(bytes(len(keys)))
+        end = len(self._ids)
+        ends = []
+        for key in keys:
+            end += len(key)
+            ends.append(end)
+        self._ids += b"".join(keys)
+        self._id_ends.extend(ends)
+        for i, run_id in run_ids.items():
+            self.run_ids[first + i] = run_id
+        if len(self.starts) * 3 > (self._mask + 1) * 2:
+            self._grow(first)
+        table = self._table
+        mask = self._mask
+        for slot, key in enumerate(keys, first + 1):  # entries are slot + 1 (0 = empty)
+            i = hash(key) & mask
+            while table[i]:
+                i = (i + 1) & mask
+            table[i] = slot
+
     def add_corrupt(self, start: int, length: int) -> None:
         self.corrupt.append((start, length))
 
@@ -80,13 +109,23 @@ class MessageIndex:
             i = (i + 1) & mask
         table[i] = slot + 1
 
-    def _grow(self) -> None:
+    def reserve(self, count: int) -> None:
+        """Size the table for `count` messages now, so a large build rehashes nothing."""
+        if count * 3 > (self._mask + 1) * 2:
+            size = self._mask + 1
+            while size * 2 < count * 3:
+                size *= 2
+            self._mask = size // 2 - 1  # _grow doubles from here
+            self._grow()
+
+    def _grow(self, upto: int | None = None) -> None:
+        """A table for every slot, holding the first `upto` of them (default: all)."""
         size = (self._mask + 1) * 2
         while size * 2 < len(self.starts) * 3:
             size *= 2
         self._table = array("i", bytes(4 * size))
         self._mask = size - 1
-        for slot in range(len(self.starts)):
+        for slot in range(len(self.starts) if upto is None else upto):
             self._insert(hash(self._key(slot)), slot)
 
     def end_of(self, slot: int) -> int:

@@ -74,7 +74,7 @@ class Indexer:
             except Exception:  # one unreadable folder must not keep the server from starting
                 log.exception("indexing: skipped thread %s (the watcher retries it)", thread_id)
                 continue
-            nbytes += len(result.data)
+            nbytes += result.file.size if result.file is not None else 0
             self._apply(thread_id, None, result, publish=False)
             now = time.monotonic()
             if now - last >= progress_every:

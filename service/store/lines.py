@@ -7,7 +7,6 @@ indexing never builds the message itself.
 
 from __future__ import annotations
 
-import codecs
 import re
 import zlib
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ class LineView(msgspec.Struct):
     run_id: Any = None
 
 
-_view_decoder = msgspec.json.Decoder(LineView)
+VIEW_DECODER = msgspec.json.Decoder(LineView)
 # float_hook: a number beyond float range (1e400) is read as inf rather than failing the line
 # the index already took for a message.
 _any_decoder = msgspec.json.Decoder(float_hook=float)
@@ -64,7 +63,7 @@ def complete_end(buf: bytes) -> int:
     return buf.rfind(b"\n") + 1
 
 
-def _is_blank(line: memoryview) -> bool:
+def line_is_blank(line: memoryview) -> bool:
     return len(line) == 0 or bytes(line).strip() == b""
 
 
@@ -79,18 +78,12 @@ def scan(buf: bytes, base: int = 0) -> Iterator[Line]:
     end = buf.rfind(b"\n") + 1
     pos = 0
     find = buf.find
-    decode = _view_decoder.decode
+    decode = VIEW_DECODER.decode
     crc32 = zlib.crc32
-    # The view decoder skips fields without checking their UTF-8; a line with invalid UTF-8 is
-    # corrupt (it cannot be served), so check it here unless the whole buffer is ASCII.
-    check_utf8 = not buf.isascii()
-    utf8 = codecs.utf_8_decode
     while pos < end:
         nl = find(b"\n", pos)
         line = view[pos:nl]
         try:
-            if check_utf8:
-                utf8(line, "strict", True)
             rec = decode(line)
             mid = rec.id
             if mid is None or isinstance(mid, dict | list) or mid == "":
@@ -100,24 +93,34 @@ def scan(buf: bytes, base: int = 0) -> Iterator[Line]:
                 yield (base + pos, nl - pos, mid if isinstance(mid, str) else str(mid),
                        run_id if isinstance(run_id, str) and run_id else None, crc32(line))
         except BAD_LINE:
-            if not _is_blank(line):
+            if not line_is_blank(line):
                 yield base + pos, nl - pos, CORRUPT, None, crc32(line)
         pos = nl + 1
 
 
 def decode_object(line: bytes) -> dict[str, Any] | None:
-    """A stored line as a JSON object, or None if it is not one."""
+    """A stored line as a JSON object, or None if it is not one. Invalid UTF-8 inside a string
+    (which indexing does not check: validating every byte would halve the start-up rate) is read
+    leniently, as U+FFFD."""
     try:
         obj = _any_decoder.decode(line)
     except BAD_LINE:
-        return None
+        try:
+            line.decode()
+            return None
+        except UnicodeDecodeError:
+            pass
+        try:
+            obj = _any_decoder.decode(line.decode(errors="replace").encode())
+        except BAD_LINE:
+            return None
     return obj if isinstance(obj, dict) else None
 
 
 def line_id(line: bytes) -> str | None:
     """The id of a stored message line, as `scan` would report it (None: not a message)."""
     try:
-        mid = _view_decoder.decode(line).id
+        mid = VIEW_DECODER.decode(line).id
     except BAD_LINE:
         return None
     if mid is None or isinstance(mid, dict | list) or mid == "":

@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__, check, logs
-from .config import ConfigError, load
+from . import __version__, check, logs, workers
+from .config import Config, ConfigError, load
 
 
 def _serve_parser(sub: Any) -> None:
@@ -28,6 +28,8 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--log-format", choices=["plain", "json"])
     p.add_argument("--access-log", action="store_true", default=None,
                    help="log one line per request")
+    p.add_argument("--workers", type=int,
+                   help="server processes sharing the port and the folder (default 1)")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -53,18 +55,24 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .app import create_app
-
     flags = {k: getattr(args, k)
              for k in ("data_dir", "host", "port", "api_keys", "log_level", "log_format",
-                       "access_log")}
+                       "access_log", "workers")}
     try:
         config = load(flags, config_file=args.config)
     except ConfigError as exc:
         print(f"threadline: {exc}", file=sys.stderr)
         return 2
     logs.setup(config)
-    web.run_app(create_app(config), host=config.host, port=config.port,
+    if config.workers > 1:
+        return workers.run(config.workers, lambda: serve_one(config, reuse_port=True))
+    return serve_one(config)
+
+
+def serve_one(config: Config, reuse_port: bool = False) -> int:
+    from .app import create_app
+
+    web.run_app(create_app(config), host=config.host, port=config.port, reuse_port=reuse_port,
                 print=lambda msg: logging.getLogger("threadline").info(
                     "serving %s on http://%s:%d", config.data_dir, config.host, config.port),
                 shutdown_timeout=2.0, access_log_class=logs.AccessLogger,

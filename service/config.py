@@ -56,6 +56,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     log_level: LogLevel = "info"
     log_format: LogFormat = "plain"
     access_log: bool = False
+    workers: Annotated[int, Meta(ge=1, le=64)] = 1
 
     @property
     def threads_dir(self) -> Path:

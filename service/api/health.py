@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from aiohttp import web
 
@@ -16,6 +17,7 @@ async def healthz(request: web.Request) -> web.Response:
     threads, messages, corrupt = catalog.stats()
     body = {
         "status": "ok" if catalog.ready else "starting",
+        "pid": os.getpid(),  # with workers > 1: which process answered
         "threads": threads,
         "messages": messages,
         "corrupt_lines": corrupt,

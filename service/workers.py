@@ -1,0 +1,70 @@
+"""`workers = N`: N server processes on one port and one folder.
+
+Each worker is a whole Threadline (its own index, watcher and event hub) bound with SO_REUSEPORT,
+so the kernel spreads connections across them and reads scale with cores. They agree on the files
+the way any two processes do: every writer takes the thread's flock, each watcher sees the others'
+appends within milliseconds, and the shared event journal gives every message the same event id
+in every worker. The parent only forks, forwards SIGTERM/SIGINT, and restarts a worker that dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+RESTART_PAUSE = 1.0
+
+
+def _spawn(serve_one: Callable[[], int]) -> int:
+    pid = os.fork()
+    if pid == 0:  # the worker: default signal handling, then a normal server
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        code = 1
+        try:
+            code = serve_one()
+        finally:
+            os._exit(code)
+    return pid
+
+
+def run(count: int, serve_one: Callable[[], int]) -> int:
+    """Fork `count` workers running `serve_one` and supervise them until told to stop."""
+    stopping = False
+    children: set[int] = set()
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for _ in range(count):
+        children.add(_spawn(serve_one))
+    log.info("started %d workers", count)
+    worst = 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        children.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        worst = max(worst, abs(code))
+        if not stopping:
+            log.error("worker %d exited with %d; starting another", pid, code)
+            time.sleep(RESTART_PAUSE)
+            children.add(_spawn(serve_one))
+    return worst

@@ -68,7 +68,7 @@ def create_app(config: Config) -> web.Application:
         client_max_size=config.max_body_bytes,
         middlewares=middlewares(config),
     )
-    catalog = Catalog()
+    catalog = Catalog(config.line_cache_mb << 20)
     feed = Feed()
     indexer = Indexer(config.threads_dir, catalog, feed)
     app[CONFIG] = config

@@ -57,6 +57,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     log_format: LogFormat = "plain"
     access_log: bool = False
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
+    line_cache_mb: Annotated[int, Meta(ge=0)] = 64
 
     @property
     def threads_dir(self) -> Path:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..models import Thread, encoder
+from .cache import LineCache, entry_uids
 from .messages import MessageIndex
 
 
@@ -43,6 +44,7 @@ class ThreadEntry:
     tail: Tail = field(default_factory=Tail)  # indexed end; last line (detects in-place rewrites)
     generation: int = 0
     fd: int | None = None  # cached read descriptor for messages.jsonl (see Catalog.read_fd)
+    uid: int = field(default_factory=lambda: next(entry_uids))  # never reused (cache keys)
     _thread_bytes: bytes | None = None
 
     @property
@@ -66,8 +68,9 @@ class Catalog:
 
     MAX_OPEN_FDS = 256
 
-    def __init__(self) -> None:
+    def __init__(self, cache_bytes: int = 64 << 20) -> None:
         self.threads: dict[str, ThreadEntry] = {}
+        self.lines = LineCache(cache_bytes)
         self._order: list[ThreadEntry] | None = None
         self._open: dict[str, ThreadEntry] = {}  # insertion order = least recently opened first
         self.ready = False

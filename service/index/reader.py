@@ -14,6 +14,7 @@ from ..models import encoder, message_decoder
 from ..store import normalize
 from ..store.files import pread
 from ..store.lines import BAD_LINE, decode_object, line_id
+from .cache import LineCache
 from .catalog import Catalog, ThreadEntry
 from .messages import CANONICAL, NORMALIZE, UNKNOWN
 
@@ -22,7 +23,10 @@ class Stale(Exception):
     """The file changed under the index (another program rewrote it); sync and retry."""
 
 
-def serve_line(entry: ThreadEntry, slot: int, raw: bytes) -> bytes:
+def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | None = None
+               ) -> bytes:
+    """The served bytes of a stored line: itself when canonical, else its normalized form (from
+    `cache` when it holds it)."""
     index = entry.messages
     flag = index.canon[slot]
     if flag == CANONICAL:
@@ -39,6 +43,18 @@ def serve_line(entry: ThreadEntry, slot: int, raw: bytes) -> bytes:
         except BAD_LINE:
             pass
         index.canon[slot] = NORMALIZE
+    if cache is None:
+        return _normalized(entry, slot, raw)
+    key = (entry.uid, entry.generation, slot)
+    served = cache.get(key)
+    if served is None:
+        served = _normalized(entry, slot, raw)
+        cache.put(key, served)
+    return served
+
+
+def _normalized(entry: ThreadEntry, slot: int, raw: bytes) -> bytes:
+    index = entry.messages
     obj = decode_object(raw)
     if obj is None:
         # Indexed as a message, yet the full parse fails (an integer of thousands of digits in
@@ -69,7 +85,14 @@ def stored_line(catalog: Catalog, entry: ThreadEntry, slot: int) -> bytes:
 
 
 def message_bytes(catalog: Catalog, entry: ThreadEntry, slot: int) -> bytes:
-    return serve_line(entry, slot, stored_line(catalog, entry, slot))
+    if entry.messages.canon[slot] == NORMALIZE:  # a cached one needs no read at all
+        key = (entry.uid, entry.generation, slot)
+        served = catalog.lines.get(key)
+        if served is None:
+            served = _normalized(entry, slot, stored_line(catalog, entry, slot))
+            catalog.lines.put(key, served)
+        return served
+    return serve_line(entry, slot, stored_line(catalog, entry, slot), catalog.lines)
 
 
 def page_bytes(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> list[bytes]:
@@ -89,5 +112,5 @@ def page_bytes(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> list[b
     out = []
     for s in slots:
         at = index.starts[s] - start
-        out.append(serve_line(entry, s, buf[at:at + index.lengths[s]]))
+        out.append(serve_line(entry, s, buf[at:at + index.lengths[s]], catalog.lines))
     return out

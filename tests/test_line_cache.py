@@ -1,0 +1,55 @@
+"""The normalized form of Jan-shaped lines is reused, and never outlives the line it came from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from service.app import create_app
+from service.config import Config
+from service.keys import CATALOG
+
+from .jan import jan_message, jan_thread, write_thread
+from .watchkit import wait_for
+
+
+async def text_of(client: TestClient, message_id: str) -> str:
+    resp = await client.get(f"/v1/threads/jan_1/messages/{message_id}")
+    assert resp.status == 200
+    return str((await resp.json())["content"][0]["text"]["value"])
+
+
+async def test_jan_lines_are_normalized_once_and_served_from_the_cache(
+        data_dir: Path, client: TestClient) -> None:
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"), [])
+    path = data_dir / "threads" / "jan_1" / "messages.jsonl"
+    path.write_text(json.dumps(jan_message("m1", "jan_1", "first")) + "\n")
+    cache = client.app[CATALOG].lines
+    await wait_for(lambda: client.app[CATALOG].get("jan_1") is not None
+                   and len(client.app[CATALOG].get("jan_1").messages) == 1, what="the thread")
+    assert await text_of(client, "m1") == "first"
+    hits = cache.hits
+    assert await text_of(client, "m1") == "first"
+    resp = await client.get("/v1/threads/jan_1/messages")
+    assert [m["id"] for m in (await resp.json())["data"]] == ["m1"]
+    assert cache.hits == hits + 2
+
+    # Another program rewrites the line in place: the cached form must not be served again.
+    path.write_text(json.dumps(jan_message("m1", "jan_1", "edited")) + "\n")
+
+    async def edited() -> bool:
+        return await text_of(client, "m1") == "edited"
+    await wait_for(edited, what="the edited text")
+
+
+async def test_a_zero_cache_still_serves_jan_lines(make_config: Callable[..., Config],
+                                                   aiohttp_client: Any, data_dir: Path) -> None:
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"), [jan_message("m1", "jan_1", "first")])
+    client = await aiohttp_client(create_app(make_config(line_cache_mb=0)))
+    for _ in range(2):
+        assert await text_of(client, "m1") == "first"
+    assert client.app[CATALOG].lines.size == 0

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from service.app import create_app
 from service.config import Config
 from service.store import writer as writer_module
+from service.store.files import Appended
 from service.store.writer import ThreadWriter
 from tests.envelope import expect_error
 from tests.procs import parse_line, read_lines
@@ -109,12 +110,12 @@ class GatedAppends:
         self.entered = threading.Event()
         self.size = 0
 
-    def __call__(self, folder: Path, data: bytes, durable: bool) -> int:
+    def __call__(self, folder: Path, data: bytes, durable: bool) -> Appended:
         self.batches.append(data.count(b"\n"))
         self.entered.set()
         assert self.gate.wait(10)
         start, self.size = self.size, self.size + len(data)
-        return start
+        return Appended(start, 1, self.size, 0)
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

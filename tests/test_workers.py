@@ -17,22 +17,24 @@ async def test_two_workers_share_the_port_and_serve_each_others_writes(tmp_path:
     server = ServerProcess(tmp_path / "data", tmp_path / "work", "--workers", "2")
     await server.start()
     try:
+        # Both workers answer, sooner or later (the second may still be starting): a new
+        # connection each time, since the kernel picks the worker per connection.
         pids: set[int] = set()
-        created: list[tuple[str, str]] = []
-        for i in range(40):
-            # A new connection each time: the kernel picks the worker per connection.
-            async with aiohttp.ClientSession() as http:
-                async with http.get(server.url + "/healthz") as resp:
-                    pids.add((await resp.json())["pid"])
-                if i % 4 == 0:
-                    async with http.post(server.url + "/v1/threads", json={
-                            "messages": [{"role": "user", "content": f"hello {i}"}]}) as resp:
-                        assert resp.status == 200
-                        thread_id = (await resp.json())["id"]
-                    async with http.get(server.url + f"/v1/threads/{thread_id}/messages") as resp:
-                        message_id = (await resp.json())["data"][0]["id"]
-                    created.append((thread_id, message_id))
+        deadline = time.monotonic() + 15
+        while len(pids) < 2 and time.monotonic() < deadline:
+            async with aiohttp.ClientSession() as http, http.get(server.url + "/healthz") as resp:
+                pids.add((await resp.json())["pid"])
         assert len(pids) == 2, f"one worker answered every connection: {pids}"
+        created: list[tuple[str, str]] = []
+        for i in range(10):
+            async with aiohttp.ClientSession() as http:
+                async with http.post(server.url + "/v1/threads", json={
+                        "messages": [{"role": "user", "content": f"hello {i}"}]}) as resp:
+                    assert resp.status == 200
+                    thread_id = (await resp.json())["id"]
+                async with http.get(server.url + f"/v1/threads/{thread_id}/messages") as resp:
+                    message_id = (await resp.json())["data"][0]["id"]
+                created.append((thread_id, message_id))
         for thread_id, message_id in created:  # every write is readable through either worker
             for _ in range(3):
                 async with aiohttp.ClientSession() as http, http.get(

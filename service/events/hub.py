@@ -156,6 +156,9 @@ class Hub:
                 log.exception("event journal: append failed; events keep flowing with "
                               "watermark ids")
                 ids = [self.watermark] * len(created)
+            if not self.subscribers:  # nobody listening: the journal is all that must happen
+                self.watermark = max(self.watermark, *ids) if ids else self.watermark
+                continue
             it = iter(ids)
             for change in batch:
                 jid = next(it) if change.kind == CREATED else 0

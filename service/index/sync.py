@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..feed import Change, Feed, Kind
 from ..ids import is_thread_id
-from ..store.files import remove_leftovers
+from ..store.files import Appended, remove_leftovers
 from .catalog import Catalog, FileState, Tail, ThreadEntry
 from .messages import MessageIndex
 from .probe import Probe, Seen, extend, probe
@@ -114,6 +114,30 @@ class Indexer:
                 return again
             result = again
         return result
+
+    def apply_appended(self, thread_id: str, data: bytes, done: Appended) -> None:
+        """Index lines this process just appended, from the bytes it wrote (no read back), when
+        they directly follow what is indexed; otherwise leave them to a sync. Synchronous, so no
+        other sync of the thread can interleave; skipped while one is running."""
+        entry = self.catalog.get(thread_id)
+        if (entry is None or self.lock(thread_id).locked() or entry.file is None
+                or entry.tail.end != done.start or entry.file.ino != done.ino
+                or done.size != done.start + len(data)):
+            return
+        state = FileState(ino=done.ino, size=done.size, mtime_ns=done.mtime_ns)
+        self._apply(thread_id, entry, Probe(kind="tail", base=done.start, data=data, file=state))
+
+    async def sync_through(self, thread_id: str, end: int) -> None:
+        """Make sure the index covers the file up to `end` (a line this process wrote). Waits
+        for a sync already running and reads only if that did not cover it, so a batch of
+        creates costs one read, not one each."""
+        entry = self.catalog.get(thread_id)
+        generation = entry.generation if entry is not None else -1
+        async with self.lock(thread_id):
+            entry = self.catalog.get(thread_id)
+            if entry is not None and entry.generation == generation and entry.tail.end >= end:
+                return
+        await self.sync(thread_id)
 
     def apply_rewrite(self, thread_id: str, data: bytes, state: FileState) -> None:
         """Index content this process just wrote in place of messages.jsonl (no second read).

@@ -37,7 +37,8 @@ class RepoBase:
         if w is None:
             w = self._writers[thread_id] = ThreadWriter(
                 self.threads_dir / thread_id, self.durable, self.config.write_queue_limit,
-                self.on_append)
+                self.on_append,
+                lambda data, done: self.indexer.apply_appended(thread_id, data, done))
         return w
 
     async def thread(self, thread_id: str) -> ThreadEntry:

@@ -40,7 +40,7 @@ class MessageOps(RepoBase):
         line = self._new_line(thread_id, req, int(time.time()))
         offset = await self._exclusive_append(thread_id, line)
         if entry.tail.end < offset + len(line) + 1 or self.catalog.get(thread_id) is not entry:
-            await self.indexer.sync(thread_id)
+            await self.indexer.sync_through(thread_id, offset + len(line) + 1)
         return line
 
     async def _exclusive_append(self, thread_id: str, line: bytes) -> int:

@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from .layout import LOCK, MESSAGES, THREAD_JSON
 
@@ -83,7 +84,16 @@ def pread(fd: int, length: int, offset: int) -> bytes:
     return b"".join(parts)
 
 
-def append_lines(folder: Path, data: bytes, durable: bool) -> int:
+class Appended(NamedTuple):
+    """Where appended lines start, and the file as it stood right after (for the index)."""
+
+    start: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+
+def append_lines(folder: Path, data: bytes, durable: bool) -> Appended:
     """Append whole lines to the thread's messages.jsonl under the thread lock; return the offset
     the first of them starts at. A torn last line left by a crashed writer is closed with a newline
     first, so the new lines start on a fresh line and the torn bytes become one (corrupt) line."""
@@ -102,9 +112,10 @@ def append_lines(folder: Path, data: bytes, durable: bool) -> int:
                 os.fdatasync(fd)
                 if size == 0:  # the file may be new: make its directory entry durable too
                     fsync_dir(folder)
+            st = os.fstat(fd)
         finally:
             os.close(fd)
-    return size
+    return Appended(size, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 STALE_SECONDS = 300.0

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from .files import append_lines
+from .files import Appended, append_lines
 
 T = TypeVar("T")
 
@@ -23,10 +23,14 @@ class ThreadWriter:
     """All in-process writes to one thread: batched appends, and exclusive work (rewrites)."""
 
     def __init__(self, folder: Path, durable: bool, queue_limit: int,
-                 observe: Callable[[float], None] | None = None) -> None:
+                 observe: Callable[[float], None] | None = None,
+                 written: Callable[[bytes, Appended], None] | None = None) -> None:
         self.folder = folder
         self.durable = durable
         self.observe = observe  # told the seconds each batch's write + fsync took (metrics)
+        # Told each batch's bytes and where they landed, before any caller is answered (the
+        # index takes them from here instead of reading them back).
+        self.written = written
         self.lock = asyncio.Lock()  # in-process; the flock in store.files covers other processes
         self._room = asyncio.Semaphore(queue_limit)
         self._pending: list[tuple[bytes, asyncio.Future[int]]] = []
@@ -49,10 +53,12 @@ class ThreadWriter:
             try:
                 async with self.lock:
                     began = time.perf_counter()
-                    start = await loop.run_in_executor(
+                    done = await loop.run_in_executor(
                         None, append_lines, self.folder, data, self.durable)
                     if self.observe is not None:
                         self.observe(time.perf_counter() - began)
+                    if self.written is not None:
+                        self.written(data, done)
             except BaseException as exc:
                 for _, fut in batch:
                     if not fut.done():
@@ -60,6 +66,7 @@ class ThreadWriter:
                 if not isinstance(exc, Exception):
                     raise
                 continue
+            start = done.start
             for line, fut in batch:
                 if not fut.done():
                     fut.set_result(start)

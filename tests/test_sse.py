@@ -69,8 +69,10 @@ async def test_stream_headers_and_pings(start_server: Callable[..., Any]) -> Non
         assert resp.headers["Content-Type"].startswith("text/event-stream")
         assert resp.headers["Cache-Control"] == "no-cache"
         assert resp.headers["X-Accel-Buffering"] == "no"
-        line = await asyncio.wait_for(resp.content.readline(), 5)
-        assert line == b": ping\n"
+        # Headers and a first comment at once, before any event or ping is due.
+        assert await asyncio.wait_for(resp.content.readline(), 5) == b": connected\n"
+        assert await asyncio.wait_for(resp.content.readline(), 5) == b"\n"
+        assert await asyncio.wait_for(resp.content.readline(), 5) == b": ping\n"
 
 
 async def test_api_and_external_messages_arrive_in_order(server: TestServer, data_dir: Path

@@ -6,7 +6,6 @@ then stream live events, skipping live ones the replay already sent: no gap, no 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 from aiohttp import web
@@ -17,7 +16,6 @@ from ..events.hub import CREATED, Event, Subscription
 from ..keys import CONFIG, HUB, REPO
 
 SEND_TIMEOUT = 10.0  # a client that accepts nothing for this long is cut off (it can resume)
-POLL = 1.0  # how often an idle stream checks that its client is still there
 
 
 def _last_event_id(request: web.Request) -> int | None:
@@ -56,10 +54,6 @@ async def all_events(request: web.Request) -> web.StreamResponse:
     return await _stream(request, sub, replay, last)
 
 
-async def _send(resp: EventSourceResponse, event: Event) -> None:
-    await resp.send(event.data.decode(), id=event.id, event=event.name)
-
-
 async def _stream(request: web.Request, sub: Subscription, replay: list[Event],
                   last: int | None) -> web.StreamResponse:
     hub = request.app[HUB]
@@ -72,26 +66,27 @@ async def _stream(request: web.Request, sub: Subscription, replay: list[Event],
         sub.on_drop = transport.abort
     try:
         await resp.prepare(request)
+        # Flush the headers now: a client (EventSource's onopen, a readiness check) should not
+        # wait for the first event or ping to learn the stream is open.
+        await resp.write(b": connected\n\n")
         sent_upto = last or 0
         sent_ids: set[str | None] = set()
-        for event in replay:
-            await _send(resp, event)
-            sent_upto = max(sent_upto, event.journal_id)
-            sent_ids.add(event.message_id)
-        while True:
-            try:
-                live = await asyncio.wait_for(sub.next(), POLL)
-            except TimeoutError:
+        if replay:
+            await resp.write(b"".join(e.frame for e in replay))
+            sent_upto = max(sent_upto, *(e.journal_id for e in replay))
+            sent_ids.update(e.message_id for e in replay)
+        while (events := await sub.wait()) is not None:
+            if not events:  # poked: is the client still there?
                 if transport is None or transport.is_closing() or not resp.is_connected():
                     break
                 continue
-            if live is None:
-                break
-            if live.name == CREATED and (0 < live.journal_id <= sent_upto
-                                         or live.message_id in sent_ids):
-                continue
-            await _send(resp, live)
-    except (ConnectionResetError, TimeoutError, RuntimeError):
+            # Frames are built once per event, whatever the number of subscribers.
+            chunk = b"".join(e.frame for e in events
+                             if not (e.name == CREATED and (0 < e.journal_id <= sent_upto
+                                                            or e.message_id in sent_ids)))
+            if chunk:
+                await resp.write(chunk)
+    except (ConnectionError, TimeoutError, RuntimeError):
         pass  # the client went away or stalled; it resumes with Last-Event-ID
     finally:
         hub.unsubscribe(sub)

@@ -13,7 +13,6 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
 
 from ..feed import Change, Feed
 from ..index.catalog import Catalog, ThreadEntry
@@ -24,15 +23,31 @@ from .journal import Journal, Record
 log = logging.getLogger(__name__)
 
 CREATED = "thread.message.created"
+POKE_SECONDS = 1.0
 
 
-class Event(NamedTuple):
-    name: str
-    id: str
-    data: bytes
-    thread_id: str
-    journal_id: int  # > 0 for message creations
-    message_id: str | None
+class Event:
+    """One SSE event; its wire form is built once, however many streams it goes to."""
+
+    __slots__ = ("_frame", "data", "id", "journal_id", "message_id", "name", "thread_id")
+
+    def __init__(self, name: str, id: str, data: bytes, thread_id: str, journal_id: int,
+                 message_id: str | None) -> None:
+        self.name = name
+        self.id = id
+        self.data = data
+        self.thread_id = thread_id
+        self.journal_id = journal_id  # > 0 for message creations
+        self.message_id = message_id
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        """The event on the wire. Compact JSON holds no raw newline, so `data` is one line."""
+        if self._frame is None:
+            self._frame = b"id: %s\nevent: %s\ndata: %s\n\n" % (
+                self.id.encode(), self.name.encode(), self.data)
+        return self._frame
 
 
 class Subscription:
@@ -62,13 +77,23 @@ class Subscription:
         self.closed = True
         self._wake.set()
 
-    async def next(self) -> Event | None:
-        while not self._queue:
+    def poke(self) -> None:
+        """Wake the stream's handler with nothing to send, to check its client is still there."""
+        self._wake.set()
+
+    async def wait(self) -> list[Event] | None:
+        """Every event queued (several, after a burst: written as one), [] when only poked,
+        None once closed."""
+        if not self._queue:
             if self.closed:
                 return None
             self._wake.clear()
             await self._wake.wait()
-        return self._queue.popleft()
+        events = list(self._queue)
+        self._queue.clear()
+        if not events and self.closed:
+            return None
+        return events
 
 
 class Hub:
@@ -81,6 +106,7 @@ class Hub:
         self._changes: deque[Change] = deque()
         self._wake = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
+        self._poke_task: asyncio.Task[None] | None = None
         feed.subscribe(self._on_change)
 
     def _on_change(self, change: Change) -> None:
@@ -95,14 +121,24 @@ class Hub:
             await loop.run_in_executor(None, self.journal.append, missing)
         self.watermark = self.journal.end
         self._pump_task = asyncio.create_task(self._pump())
+        self._poke_task = asyncio.create_task(self._poke_all())
 
     async def stop(self) -> None:
         for sub in list(self.subscribers):
             sub.close()
-        if self._pump_task is not None:
-            self._pump_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump_task
+        for task in (self._pump_task, self._poke_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _poke_all(self) -> None:
+        """One timer for every stream (not one per stream): each second, idle handlers check
+        that their client is still connected."""
+        while True:
+            await asyncio.sleep(POKE_SECONDS)
+            for sub in tuple(self.subscribers):
+                sub.poke()
 
     def subscribe(self, thread_id: str | None) -> Subscription:
         sub = Subscription(thread_id, self.limit)

@@ -39,9 +39,9 @@ async def thread_events(request: web.Request) -> web.StreamResponse:
         if slot < 0:
             raise InvalidRequest(f"Invalid 'after': no message found with id '{after}'.",
                                  param="after")
-        sub = hub.subscribe(entry.id)
+        sub = hub.subscribe(entry.id, resuming=True)
         return await _stream(request, sub, hub.replay_after_message(entry, slot), last)
-    sub = hub.subscribe(entry.id)
+    sub = hub.subscribe(entry.id, resuming=last is not None)
     replay = await hub.replay_since(last, entry.id) if last is not None else []
     return await _stream(request, sub, replay, last)
 
@@ -49,7 +49,7 @@ async def thread_events(request: web.Request) -> web.StreamResponse:
 async def all_events(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     last = _last_event_id(request)
-    sub = hub.subscribe(None)
+    sub = hub.subscribe(None, resuming=last is not None)
     replay = await hub.replay_since(last, None) if last is not None else []
     return await _stream(request, sub, replay, last)
 

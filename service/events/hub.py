@@ -57,6 +57,7 @@ class Subscription:
         self.dropped = False
         self.closed = False
         self.on_drop: Callable[[], None] | None = None  # e.g. abort a connection stuck writing
+        self.after_seq = 0  # changes up to this feed sequence number are not for this stream
         self._queue: deque[Event] = deque()
         self._wake = asyncio.Event()
 
@@ -103,14 +104,16 @@ class Hub:
         self.limit = limit
         self.subscribers: set[Subscription] = set()
         self.watermark = 0  # highest event id emitted: the id of events that create nothing
-        self._changes: deque[Change] = deque()
+        self._changes: deque[tuple[int, Change]] = deque()
+        self._seq = 0  # changes received from the feed so far
         self._wake = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
         self._poke_task: asyncio.Task[None] | None = None
         feed.subscribe(self._on_change)
 
     def _on_change(self, change: Change) -> None:
-        self._changes.append(change)
+        self._seq += 1
+        self._changes.append((self._seq, change))
         self._wake.set()
 
     async def start(self) -> None:
@@ -140,8 +143,12 @@ class Hub:
             for sub in tuple(self.subscribers):
                 sub.poke()
 
-    def subscribe(self, thread_id: str | None) -> Subscription:
+    def subscribe(self, thread_id: str | None, resuming: bool = False) -> Subscription:
+        """A new stream. A live-only one skips changes already received from the feed (still on
+        their way through the journal) when it subscribed: it starts from now. A resuming one
+        takes them, since its replay may not include them yet (duplicates are dropped by id)."""
         sub = Subscription(thread_id, self.limit)
+        sub.after_seq = 0 if resuming else self._seq
         self.subscribers.add(sub)
         return sub
 
@@ -184,7 +191,7 @@ class Hub:
             batch = list(self._changes)
             self._changes.clear()
             created = [Record(t=c.thread_id, m=c.message_id, o=c.end)
-                       for c in batch if c.kind == CREATED]
+                       for _, c in batch if c.kind == CREATED]
             try:
                 ids = await loop.run_in_executor(None, self.journal.append, created) \
                     if created else []
@@ -196,15 +203,15 @@ class Hub:
                 self.watermark = max(self.watermark, *ids) if ids else self.watermark
                 continue
             it = iter(ids)
-            for change in batch:
+            for seq, change in batch:
                 jid = next(it) if change.kind == CREATED else 0
                 event = self.event(change, jid)
                 if event is not None:
-                    self.fan_out(event)
+                    self.fan_out(event, seq)
 
-    def fan_out(self, event: Event) -> None:
+    def fan_out(self, event: Event, seq: int) -> None:
         for sub in tuple(self.subscribers):
-            if sub.thread_id is None or sub.thread_id == event.thread_id:
+            if (sub.thread_id is None or sub.thread_id == event.thread_id) and seq > sub.after_seq:
                 sub.push(event)
                 if sub.dropped:
                     self.subscribers.discard(sub)

@@ -109,6 +109,18 @@ class MessageIndex:
             i = (i + 1) & mask
         table[i] = slot + 1
 
+    def compact(self) -> None:
+        """Drop the spare room arrays keep for growth (up to an eighth): worth a copy once the
+        start-up build is done, for large threads."""
+        if len(self.starts) < 10_000:
+            return
+        self.starts = array(self.starts.typecode, self.starts)
+        self.lengths = array(self.lengths.typecode, self.lengths)
+        self.crcs = array(self.crcs.typecode, self.crcs)
+        self._id_ends = array(self._id_ends.typecode, self._id_ends)
+        self.canon = bytearray(self.canon)
+        self._ids = bytearray(self._ids)
+
     def reserve(self, count: int) -> None:
         """Size the table for `count` messages now, so a large build rehashes nothing."""
         if count * 3 > (self._mask + 1) * 2:

@@ -10,6 +10,7 @@ from aiohttp.typedefs import Middleware
 
 from .api.auth import auth_middleware
 from .api.cors import cors_middleware, setup_cors
+from .api.hosts import host_middleware
 from .api.metrics import metrics_middleware, setup_metrics
 from .api.routes import setup_routes
 from .config import Config
@@ -60,6 +61,8 @@ def middlewares(config: Config) -> list[Middleware]:
     chain.append(error_middleware)
     if config.api_keys:
         chain.append(auth_middleware)
+    elif not config.allow_unauthenticated_remote:
+        chain.append(host_middleware)
     return chain
 
 

@@ -47,6 +47,10 @@ class Unauthorized(ApiError):
     code = "invalid_api_key"
 
 
+class Forbidden(ApiError):
+    status = 403
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     code = "request_too_large"
@@ -80,6 +84,8 @@ def message_not_found(message_id: str) -> NotFound:
 def error_response(
     status: int, message: str, type_: str, param: str | None = None, code: str | None = None
 ) -> web.Response:
+    # A message may quote request bytes that were not UTF-8 (aiohttp keeps them as surrogates).
+    message = message.encode(errors="replace").decode()
     body = ErrorBody(error=ErrorDetail(message=message, type=type_, param=param, code=code))
     return web.Response(status=status, body=encoder.encode(body), content_type="application/json")
 

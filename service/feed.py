@@ -9,6 +9,7 @@ files themselves. Positions are byte offsets in `messages.jsonl`, so anything de
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Literal
 
@@ -34,6 +35,7 @@ class Change(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Subscriber = Callable[[Change], None]
+log = logging.getLogger(__name__)
 
 
 class Feed:
@@ -55,7 +57,10 @@ class Feed:
     def publish(self, change: Change) -> None:
         self.published += 1
         for fn in tuple(self._subscribers):
-            fn(change)
+            try:
+                fn(change)
+            except Exception:  # one broken subscriber must not stop the others or the writer
+                log.exception("change feed subscriber %r failed on %s", fn, change.kind)
 
     @property
     def subscriber_count(self) -> int:

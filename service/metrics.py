@@ -83,10 +83,10 @@ class Metrics:
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         # `labels()` costs more than the increment: children are looked up once per label set.
-        key = (method, route, status)
+        label = method if method in METHODS else "other"  # any token is a method: bound it
+        key = (label, route, status)
         children = self._children.get(key)
         if children is None:
-            label = method if method in METHODS else "other"  # any token is a method: bound it
             children = self._children[key] = (self.requests.labels(label, route, str(status)),
                                               self.latency.labels(label, route))
         children[0].inc()

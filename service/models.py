@@ -26,11 +26,13 @@ IncompleteReason = Literal[
 Timestamp = Annotated[int, Meta(ge=0, le=2**53)]
 
 
-class CodeInterpreterTool(Struct, kw_only=True, tag_field="type", tag="code_interpreter"):
+class CodeInterpreterTool(Struct, kw_only=True, tag_field="type", forbid_unknown_fields=True,
+        tag="code_interpreter"):
     pass
 
 
-class FileSearchTool(Struct, kw_only=True, tag_field="type", tag="file_search"):
+class FileSearchTool(Struct, kw_only=True, tag_field="type", forbid_unknown_fields=True,
+        tag="file_search"):
     pass
 
 
@@ -68,11 +70,13 @@ class ImageUrl(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=T
     detail: Detail | UnsetType = UNSET
 
 
-class ImageFilePart(Struct, kw_only=True, tag_field="type", tag="image_file"):
+class ImageFilePart(Struct, kw_only=True, tag_field="type", forbid_unknown_fields=True,
+        tag="image_file"):
     image_file: ImageFile
 
 
-class ImageUrlPart(Struct, kw_only=True, tag_field="type", tag="image_url"):
+class ImageUrlPart(Struct, kw_only=True, tag_field="type", forbid_unknown_fields=True,
+        tag="image_url"):
     image_url: ImageUrl
 
 

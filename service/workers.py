@@ -66,5 +66,6 @@ def run(count: int, serve_one: Callable[[], int]) -> int:
         if not stopping:
             log.error("worker %d exited with %d; starting another", pid, code)
             time.sleep(RESTART_PAUSE)
-            children.add(_spawn(serve_one))
+            if not stopping:  # a SIGTERM during the pause: no new worker nobody would stop
+                children.add(_spawn(serve_one))
     return worst

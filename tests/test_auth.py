@@ -95,3 +95,38 @@ async def test_sdk_works_with_a_key_and_raises_authentication_error_without(
         with pytest.raises(openai.AuthenticationError) as info:
             await sdk.beta.threads.retrieve(thread.id)
         assert info.value.code == "invalid_api_key"
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:1337", "192.168.1.20:1337",
+                                  "127.0.0.1.evil.example"])
+async def test_without_keys_a_rebound_host_name_is_refused_and_nothing_created(
+        make_client: MakeClient, host: str) -> None:
+    """DNS rebinding: a web page that points its own name at 127.0.0.1 must get nothing."""
+    client = await make_client()
+    resp = await client.post("/v1/threads", json={}, headers={"Host": host})
+    await expect_error(resp, 403)
+    resp = await client.get("/v1/threads", headers={"Host": host})
+    await expect_error(resp, 403)
+    listed = await (await client.get("/v1/threads")).json()
+    assert listed["data"] == []
+
+
+@pytest.mark.parametrize("host", ["localhost:1337", "127.0.0.1", "[::1]:1337", "LOCALHOST"])
+async def test_without_keys_loopback_host_names_are_served(make_client: MakeClient,
+                                                            host: str) -> None:
+    client = await make_client()
+    resp = await client.get("/v1/threads", headers={"Host": host})
+    assert resp.status == 200
+
+
+async def test_with_keys_any_host_name_is_served_with_the_key(make_client: MakeClient) -> None:
+    client = await make_client(api_keys=KEYS)
+    resp = await client.get("/v1/threads", headers={"Host": "threadline.lan", **bearer(KEYS[0])})
+    assert resp.status == 200
+
+
+async def test_bad_header_bytes_in_a_key_are_a_401_not_a_500(make_client: MakeClient) -> None:
+    client = await make_client(api_keys=KEYS)
+    resp = await client.get("/v1/threads", headers={"Authorization": "Bearer k\udcff".encode(
+        "utf-8", "surrogateescape").decode("latin-1")})
+    await expect_error(resp, 401)

@@ -200,10 +200,23 @@ async def test_unknown_thread_is_a_json_404_before_streaming(server: TestServer)
 
 
 async def test_bad_last_event_id_is_400(server: TestServer) -> None:
-    async with aiohttp.ClientSession() as s, s.get(
-            server.make_url("/v1/events"), headers={"Last-Event-ID": "x;y"}) as resp:
-        assert resp.status == 400
-        assert (await resp.json())["error"]["type"] == "invalid_request_error"
+    for query, headers in (("", {"Last-Event-ID": "x;y"}), ("?last_event_id=%C2%B2", {}),
+                           ("?last_event_id=%FF", {})):
+        async with aiohttp.ClientSession() as s, s.get(
+                server.make_url("/v1/events" + query), headers=headers) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["type"] == "invalid_request_error"
+
+
+async def test_an_id_beyond_the_journal_resumes_from_now_and_mutes_nothing(
+        server: TestServer) -> None:
+    """An id from a removed or foreign journal must not hide the events that follow."""
+    thread_id = await new_thread(server)
+    async with stream(server, f"/v1/threads/{thread_id}/events",
+                      {"Last-Event-ID": "999999999"}) as events:
+        msg = await say(server, thread_id, "after a bogus resume id")
+        got = await events.next()
+    assert got.json["id"] == msg["id"]
 
 
 async def test_stalled_reader_is_dropped_while_others_keep_receiving(
@@ -215,7 +228,8 @@ async def test_stalled_reader_is_dropped_while_others_keep_receiving(
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect((server.host, server.port))
-    sock.sendall(f"GET /v1/threads/{thread_id}/events HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    sock.sendall(f"GET /v1/threads/{thread_id}/events HTTP/1.1\r\n"
+                 "Host: 127.0.0.1\r\n\r\n".encode())
     try:
         async with stream(server, f"/v1/threads/{thread_id}/events") as events:
             deadline = time.monotonic() + 5

@@ -22,6 +22,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("You didn't provide an API key. Provide it in the Authorization "
                                "header as 'Bearer YOUR_KEY'.")
-        if not any(hmac.compare_digest(token.encode(), k.encode()) for k in keys):
+        given = token.encode(errors="surrogateescape")  # header bytes that were not UTF-8
+        if not any(hmac.compare_digest(given, k.encode()) for k in keys):
             raise Unauthorized("Incorrect API key provided.")
     return await handler(request)

@@ -12,9 +12,10 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from ..errors import InvalidRequest
-from ..events.hub import CREATED, Event, Subscription
+from ..events.hub import CREATED, Replay, Subscription
 from ..keys import CONFIG, HUB, REPO
 
+REPLAY_CHUNK = 256  # replayed events built and written at a time
 SEND_TIMEOUT = 10.0  # a client that accepts nothing for this long is cut off (it can resume)
 
 
@@ -22,8 +23,8 @@ def _last_event_id(request: web.Request) -> int | None:
     raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise InvalidRequest(f"Invalid Last-Event-ID '{raw}': expected an event id this server "
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise InvalidRequest(f"Invalid Last-Event-ID {raw!a}: expected an event id this server "
                              "sent.", param="last_event_id")
     return int(raw)
 
@@ -40,21 +41,30 @@ async def thread_events(request: web.Request) -> web.StreamResponse:
             raise InvalidRequest(f"Invalid 'after': no message found with id '{after}'.",
                                  param="after")
         sub = hub.subscribe(entry.id, resuming=True)
-        return await _stream(request, sub, hub.replay_after_message(entry, slot), last)
-    sub = hub.subscribe(entry.id, resuming=last is not None)
-    replay = await hub.replay_since(last, entry.id) if last is not None else []
-    return await _stream(request, sub, replay, last)
+        return await _stream(request, sub, hub.replay_after_message(entry, slot), None)
+    return await _subscribe_and_stream(request, entry.id, last)
 
 
 async def all_events(request: web.Request) -> web.StreamResponse:
+    return await _subscribe_and_stream(request, None, _last_event_id(request))
+
+
+async def _subscribe_and_stream(request: web.Request, thread_id: str | None, last: int | None
+                                ) -> web.StreamResponse:
+    """Subscribe first, then read what to replay: nothing can fall between the two."""
     hub = request.app[HUB]
-    last = _last_event_id(request)
-    sub = hub.subscribe(None, resuming=last is not None)
-    replay = await hub.replay_since(last, None) if last is not None else []
+    sub = hub.subscribe(thread_id, resuming=last is not None)
+    try:
+        replay: list[Replay] = []
+        if last is not None:
+            replay, last = await hub.replay_since(last, thread_id)
+    except BaseException:
+        hub.unsubscribe(sub)
+        raise
     return await _stream(request, sub, replay, last)
 
 
-async def _stream(request: web.Request, sub: Subscription, replay: list[Event],
+async def _stream(request: web.Request, sub: Subscription, replay: list[Replay],
                   last: int | None) -> web.StreamResponse:
     hub = request.app[HUB]
     resp = EventSourceResponse(sep="\n", ping_interval=request.app[CONFIG].sse_ping_seconds,
@@ -71,10 +81,12 @@ async def _stream(request: web.Request, sub: Subscription, replay: list[Event],
         await resp.write(b": connected\n\n")
         sent_upto = last or 0
         sent_ids: set[str | None] = set()
-        if replay:
-            await resp.write(b"".join(e.frame for e in replay))
-            sent_upto = max(sent_upto, *(e.journal_id for e in replay))
-            sent_ids.update(e.message_id for e in replay)
+        for i in range(0, len(replay), REPLAY_CHUNK):  # bounded memory however far back
+            built = hub.replay_events(replay[i:i + REPLAY_CHUNK])
+            if built:
+                await resp.write(b"".join(e.frame for e in built))
+                sent_upto = max(sent_upto, *(e.journal_id for e in built))
+                sent_ids.update(e.message_id for e in built)
         while (events := await sub.wait()) is not None:
             if not events:  # poked: is the client still there?
                 if transport is None or transport.is_closing() or not resp.is_connected():

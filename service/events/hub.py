@@ -23,6 +23,7 @@ from .journal import Journal, Record
 log = logging.getLogger(__name__)
 
 CREATED = "thread.message.created"
+Replay = tuple[int, str, str]  # (event id, thread id, message id) of a creation to replay
 POKE_SECONDS = 1.0
 
 
@@ -248,24 +249,26 @@ class Hub:
         except (Stale, OSError):
             return None
 
-    async def replay_since(self, event_id: int, thread_id: str | None) -> list[Event]:
-        """Creation events after `event_id`, from the journal, for messages that still exist."""
-        entries = await asyncio.get_running_loop().run_in_executor(
+    async def replay_since(self, event_id: int, thread_id: str | None
+                           ) -> tuple[list[Replay], int]:
+        """What to replay after `event_id`, from the journal (events are built later, a chunk at
+        a time), and the id it counts from (clamped to the journal's end)."""
+        entries, since = await asyncio.get_running_loop().run_in_executor(
             None, self.journal.read_after, event_id, thread_id)
-        events = []
-        for offset, rec in entries:
-            entry = self.catalog.get(rec.t)
-            data = self.message(entry, rec.m) if entry is not None and rec.m else None
-            if data is not None:
-                events.append(Event(CREATED, str(offset), data, rec.t, offset, rec.m))
-        return events
+        return [(offset, rec.t, rec.m) for offset, rec in entries if rec.m], since
 
-    def replay_after_message(self, entry: ThreadEntry, slot: int) -> list[Event]:
-        """Creation events for the messages after `slot` of a thread (`?after=<message_id>`)."""
+    def replay_after_message(self, entry: ThreadEntry, slot: int) -> list[Replay]:
+        """What to replay for the messages after `slot` of a thread (`?after=<message_id>`)."""
+        return [(self.journal.id_of(entry.id, mid) or 0, entry.id, mid)
+                for mid in self._ids_from(entry, slot + 1)]
+
+    def replay_events(self, items: list[Replay]) -> list[Event]:
+        """Creation events for replay items whose messages still exist."""
         events = []
-        for mid in self._ids_from(entry, slot + 1):
-            data = self.message(entry, mid)
+        for journal_id, thread_id, message_id in items:
+            entry = self.catalog.get(thread_id)
+            data = self.message(entry, message_id) if entry is not None else None
             if data is not None:
-                jid = self.journal.id_of(entry.id, mid) or 0
-                events.append(Event(CREATED, str(jid or self.watermark), data, entry.id, jid, mid))
+                events.append(Event(CREATED, str(journal_id or self.watermark), data, thread_id,
+                                    journal_id, message_id))
         return events

@@ -119,18 +119,21 @@ class Journal:
         finally:
             os.close(fd)  # drops the lock
 
-    def read_after(self, offset: int, thread_id: str | None = None) -> list[Entry]:
-        """Records of created messages after event id `offset` (optionally of one thread)."""
+    def read_after(self, offset: int, thread_id: str | None = None) -> tuple[list[Entry], int]:
+        """Records of created messages after event id `offset` (optionally of one thread), and
+        the offset they were read from: an id beyond the journal's end (the journal was removed
+        or restored from elsewhere) resumes from its end, so it cannot mute later events."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return []
+            return [], 0
         try:
+            offset = min(offset, os.fstat(fd).st_size)
             entries = self._read(fd, offset)
         finally:
             os.close(fd)
         return [(o, r) for o, r in entries
-                if r.m is not None and (thread_id is None or r.t == thread_id)]
+                if r.m is not None and (thread_id is None or r.t == thread_id)], offset
 
     def id_of(self, thread_id: str, message_id: str) -> int | None:
         return self._recent.get((thread_id, message_id))

@@ -87,6 +87,10 @@ class MessageIndex:
     def _key(self, slot: int) -> bytes:
         return bytes(self._ids[self._id_ends[slot - 1] if slot else 0 : self._id_ends[slot]])
 
+    def key_at(self, slot: int) -> bytes:
+        """The id of `slot` as UTF-8 bytes."""
+        return self._key(slot)
+
     def id_at(self, slot: int) -> str:
         return self._key(slot).decode(errors="surrogatepass")
 

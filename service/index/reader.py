@@ -30,7 +30,10 @@ def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | Non
     index = entry.messages
     flag = index.canon[slot]
     if flag == CANONICAL:
-        if raw[:7] == b'{"id":"' and raw[-1:] == b"}":
+        # Still the very line (another program may have rewritten the file in place, shifting
+        # every offset, a moment before the watcher noticed): its id opens it, as it was.
+        mid = index.key_at(slot)
+        if raw[7:8 + len(mid)] == mid + b'"' and raw[:7] == b'{"id":"' and raw[-1:] == b"}":
             return raw
         raise Stale(entry.id)
     if flag == UNKNOWN:

@@ -7,7 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Config
-from ..errors import PayloadTooLarge, UnknownMessage, message_not_found, thread_not_found
+from ..errors import (
+    PayloadTooLarge,
+    Unavailable,
+    UnknownMessage,
+    message_not_found,
+    thread_not_found,
+)
 from ..ids import is_thread_id, new_message_id
 from ..index.catalog import Catalog, ThreadEntry
 from ..index.reader import Stale
@@ -75,7 +81,11 @@ class RepoBase:
         synced = await self.indexer.sync(thread_id)
         if synced is None:
             raise thread_not_found(thread_id)
-        return fn(synced, *args)
+        try:
+            return fn(synced, *args)
+        except Stale:  # changed again while we synced: a writer is busy with it right now
+            raise Unavailable("The thread is being rewritten by another program; retry.",
+                              code="thread_busy") from None
 
     def _slot(self, entry: ThreadEntry, message_id: str) -> int:
         slot = entry.messages.find(message_id)

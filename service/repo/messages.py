@@ -133,9 +133,9 @@ class MessageOps(RepoBase):
         def read(entry: ThreadEntry) -> list[MessageFile]:
             # The stored line, not the served one: legacy `file_ids` are not in the served shape.
             raw = stored_line(self.catalog, entry, self._slot(entry, message_id))
-            obj = decode_object(raw)
-            if obj is None or line_id(raw) != message_id:
+            if line_id(raw) != message_id:
                 raise Stale(thread_id)
+            obj = decode_object(raw) or {}  # unreadable beyond its id: it names no files
             created = normalize.created_seconds(obj)
             return [MessageFile(id=f, created_at=created, message_id=message_id)
                     for f in normalize.file_ids(obj)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,8 @@ async def test_modifying_a_corrupt_thread_json_writes_a_complete_one(
     stored = json.loads((folder / "thread.json").read_text())
     assert stored == {"id": "jan_c", "object": "thread", "created_at": 1717666240,
                       "metadata": {"k": "v"}}
+    kept = list(folder.glob(".thread.json.unreadable-*"))  # the unreadable bytes, not lost
+    assert [p.read_text() for p in kept] == ["[not, an, object"]
     await client.close()
     assert await call(await open_client(), "GET", "/v1/threads/jan_c") == thread
 
@@ -158,3 +161,23 @@ async def test_start_up_removes_old_leftovers_of_interrupted_creates_and_deletes
     assert listed["data"] == []
     assert [p.exists() for p in old] == [False, False]
     assert fresh.exists()
+
+
+async def test_modifying_a_thread_json_caught_mid_rewrite_keeps_its_fields(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """Jan rewrites thread.json in place without a lock: a modify that finds it half written
+    waits for the whole file instead of replacing it (and losing the title)."""
+    whole = json.dumps(jan_thread("jan_d", title="Trip plans"), indent=2)
+    folder = write_thread(data_dir, "jan_d", None, [jan_message("d0", "jan_d", "z")])
+    (folder / "thread.json").write_text(whole)
+    client = await open_client()
+    (folder / "thread.json").write_text(whole[: len(whole) // 2])  # Jan, half way
+    finish = threading.Timer(0.03, lambda: (folder / "thread.json").write_text(whole))
+    finish.start()
+    try:
+        await call(client, "POST", "/v1/threads/jan_d", {"metadata": {"k": "v"}})
+    finally:
+        finish.join()
+    stored = json.loads((folder / "thread.json").read_text())
+    assert stored["title"] == "Trip plans" and stored["metadata"] == {"k": "v"}
+    assert not list(folder.glob(".thread.json.unreadable-*"))

@@ -206,9 +206,13 @@ class Hub:
             it = iter(ids)
             for seq, change in batch:
                 jid = next(it) if change.kind == CREATED else 0
-                event = self.event(change, jid)
-                if event is not None:
-                    self.fan_out(event, seq)
+                try:
+                    event = self.event(change, jid)
+                    if event is not None:
+                        self.fan_out(event, seq)
+                except Exception:  # one bad change must not end every stream for good
+                    log.exception("event hub: could not publish %s of thread %s", change.kind,
+                                  change.thread_id)
 
     def fan_out(self, event: Event, seq: int) -> None:
         for sub in tuple(self.subscribers):

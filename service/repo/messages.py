@@ -3,7 +3,6 @@ rewrite), and the v1 message files."""
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -28,7 +27,6 @@ from ..models import (
     output_content,
 )
 from ..store import normalize
-from ..store.layout import MESSAGES
 from ..store.lines import decode_object, line_id
 from ..store.rewrite import rewrite_message
 from .base import RepoBase, list_envelope
@@ -113,13 +111,12 @@ class MessageOps(RepoBase):
             if synced is None or synced.messages.find(message_id) < 0:
                 raise message_not_found(message_id)
         folder = self.threads_dir / thread_id
-        path = folder / MESSAGES
 
         def run() -> tuple[bytes, FileState] | None:
             result = rewrite_message(folder, message_id, edit, self.durable)
-            if not result.found:
+            if not result.found or result.stat is None:
                 return None
-            st = os.stat(path)
+            st = result.stat
             return result.data, FileState(ino=st.st_ino, size=len(result.data),
                                           mtime_ns=st.st_mtime_ns)
 

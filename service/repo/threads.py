@@ -7,14 +7,12 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from ..errors import (
-    InvalidRequest,
-    thread_not_found,
-)
+from ..errors import InvalidRequest, thread_not_found
 from ..ids import new_thread_id
 from ..index.catalog import ThreadEntry
 from ..index.paging import Order, page
@@ -28,6 +26,28 @@ from ..store.files import fsync_dir, thread_locked, write_atomic
 from ..store.layout import MESSAGES, THREAD_JSON
 from ..store.lines import decode_object
 from .base import RepoBase, list_envelope
+
+SETTLE_TRIES = 10
+SETTLE_SECONDS = 0.02
+
+
+def read_thread_json(path: Path, durable: bool) -> dict[str, Any] | None:
+    """thread.json as an object to modify, None if there is none. One that does not parse is
+    most often Jan's, caught mid-rewrite (it truncates, then writes, without a lock): read again
+    a few times; if it stays unreadable, keep its bytes beside it (hidden) before it is replaced,
+    so a title or assistant settings are never lost."""
+    for attempt in range(SETTLE_TRIES):
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        found = decode_object(raw)
+        if found is not None:
+            return found
+        if attempt + 1 < SETTLE_TRIES:
+            time.sleep(SETTLE_SECONDS)  # in a worker thread, holding the thread lock
+    write_atomic(path.with_name(f".thread.json.unreadable-{time.time_ns()}"), raw, durable)
+    return None
 
 
 def thread_json_bytes(obj: dict[str, Any]) -> bytes:
@@ -81,11 +101,7 @@ class ThreadOps(RepoBase):
         def edit() -> None:
             path = entry.folder / THREAD_JSON
             with thread_locked(entry.folder):
-                try:
-                    found = decode_object(path.read_bytes())
-                except FileNotFoundError:
-                    found = None
-                # None: no thread.json, or one that is not an object; a complete one replaces it.
+                found = read_thread_json(path, self.durable)
                 doc = found if found is not None else {
                     "id": thread_id, "object": "thread", "created_at": entry.thread.created_at}
                 if req.metadata is not msgspec.UNSET:

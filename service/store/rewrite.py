@@ -19,12 +19,14 @@ Edit = Callable[[bytes], bytes | None]
 
 
 class Rewritten:
-    __slots__ = ("data", "found", "new_line")
+    __slots__ = ("data", "found", "new_line", "stat")
 
-    def __init__(self, data: bytes, found: bool, new_line: bytes | None) -> None:
+    def __init__(self, data: bytes, found: bool, new_line: bytes | None,
+                 stat: os.stat_result | None = None) -> None:
         self.data = data
         self.found = found
         self.new_line = new_line
+        self.stat = stat  # the new file, taken while still holding the lock
 
 
 def _read_all(fd: int) -> bytes:
@@ -67,4 +69,5 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool) ->
         data = b"".join(out)
         remove_stale_temps(folder)  # left by a process that died mid-rewrite
         write_atomic(path, data, durable)
-    return Rewritten(data, True, new_line)
+        stat = os.stat(path)
+    return Rewritten(data, True, new_line, stat)

@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from service.app import create_app
 from service.config import Config
+from service.index.messages import CANONICAL
 from service.keys import CATALOG
 
 from .jan import jan_message, jan_thread, write_thread
@@ -53,3 +54,21 @@ async def test_a_zero_cache_still_serves_jan_lines(make_config: Callable[..., Co
     for _ in range(2):
         assert await text_of(client, "m1") == "first"
     assert client.app[CATALOG].lines.size == 0
+
+
+async def test_lines_this_server_writes_are_known_canonical_without_a_check(
+        make_config: Callable[..., Config], aiohttp_client: Any) -> None:
+    # No watcher: its sync of the new thread could index the line first (then it is checked
+    # on first read instead, which is also right, but not what this test is about).
+    client = await aiohttp_client(create_app(make_config(watch=False)))
+    resp = await client.post("/v1/threads", json={})
+    thread_id = (await resp.json())["id"]
+    resp = await client.post(f"/v1/threads/{thread_id}/messages",
+                             json={"role": "user", "content": "hi"})
+    created = await resp.json()
+    entry = client.app[CATALOG].get(thread_id)
+    assert entry is not None
+    slot = entry.messages.find(created["id"])
+    assert entry.messages.canon[slot] == CANONICAL
+    resp = await client.get(f"/v1/threads/{thread_id}/messages/{created['id']}")
+    assert await resp.json() == created

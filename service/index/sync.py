@@ -20,7 +20,7 @@ from ..feed import Change, Feed, Kind
 from ..ids import is_thread_id
 from ..store.files import Appended, remove_leftovers
 from .catalog import Catalog, FileState, Tail, ThreadEntry
-from .messages import MessageIndex
+from .messages import CANONICAL, MessageIndex
 from .probe import Probe, Seen, extend, probe
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,10 @@ class Indexer:
                 or done.size != done.start + len(data)):
             return
         state = FileState(ino=done.ino, size=done.size, mtime_ns=done.mtime_ns)
+        first = len(entry.messages)
         self._apply(thread_id, entry, Probe(kind="tail", base=done.start, data=data, file=state))
+        # Lines this process encoded are canonical by construction: no check on first read.
+        entry.messages.canon[first:] = bytes([CANONICAL]) * (len(entry.messages) - first)
 
     async def sync_through(self, thread_id: str, end: int) -> None:
         """Make sure the index covers the file up to `end` (a line this process wrote). Waits

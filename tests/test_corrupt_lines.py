@@ -224,3 +224,19 @@ async def test_invalid_utf8_inside_a_string_is_served_leniently(open_client: Ope
     assert (await resp.json())["content"][0]["text"]["value"] == "caf\ufffd"
     assert (await health(client))["corrupt_lines"] == 0
     assert (folder / "messages.jsonl").read_bytes() == before
+
+
+async def test_a_line_that_cannot_be_written_back_exactly_is_not_modified(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """1e400 reads as infinity and a stray byte as U+FFFD when serving; writing such a line back
+    would change fields nobody asked to change, so a modify is refused and the file kept."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), [
+        msg(0), b'{"id": "huge", "role": "user", "content": "x", "score": 1e400}',
+        b'{"id": "latin1", "role": "user", "content": "caf\xe9"}'])
+    before = (folder / "messages.jsonl").read_bytes()
+    client = await open_client()
+    for mid in ("huge", "latin1"):
+        assert (await client.get(f"/v1/threads/jan_1/messages/{mid}")).status == 200
+        resp = await client.post(f"/v1/threads/jan_1/messages/{mid}", json={"metadata": {"a": "b"}})
+        await expect_error(resp, 409)
+    assert (folder / "messages.jsonl").read_bytes() == before

@@ -27,7 +27,7 @@ from ..models import (
     output_content,
 )
 from ..store import normalize
-from ..store.lines import decode_object, line_id
+from ..store.lines import decode_object, decode_object_exact, line_id
 from ..store.rewrite import rewrite_message
 from .base import RepoBase, list_envelope
 
@@ -83,7 +83,7 @@ class MessageOps(RepoBase):
             changes["metadata"] = {}
 
         def edit(old: bytes) -> bytes:
-            obj = decode_object(old)
+            obj = decode_object_exact(old)
             if obj is None:  # indexed by its id, but the rest does not parse (a 5000-digit
                 # number, say): rewriting it from the changes alone would destroy the message.
                 raise Conflict(f"Message '{message_id}' is stored in a form that cannot be "

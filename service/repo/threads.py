@@ -24,7 +24,7 @@ from ..models import (
 )
 from ..store.files import fsync_dir, thread_locked, write_atomic
 from ..store.layout import MESSAGES, THREAD_JSON
-from ..store.lines import decode_object
+from ..store.lines import decode_object_exact
 from .base import RepoBase, list_envelope
 
 SETTLE_TRIES = 10
@@ -41,7 +41,7 @@ def read_thread_json(path: Path, durable: bool) -> dict[str, Any] | None:
             raw = path.read_bytes()
         except FileNotFoundError:
             return None
-        found = decode_object(raw)
+        found = decode_object_exact(raw)
         if found is not None:
             return found
         if attempt + 1 < SETTLE_TRIES:

@@ -98,6 +98,20 @@ def scan(buf: bytes, base: int = 0) -> Iterator[Line]:
         pos = nl + 1
 
 
+_exact_decoder = msgspec.json.Decoder()
+
+
+def decode_object_exact(line: bytes) -> dict[str, Any] | None:
+    """A stored line as a JSON object that can be written back unchanged, or None: no reading
+    1e400 as infinity or a stray byte as U+FFFD here, because a modify writes the object back and
+    must not alter the fields it was not asked to change."""
+    try:
+        obj = _exact_decoder.decode(line)
+    except BAD_LINE:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def decode_object(line: bytes) -> dict[str, Any] | None:
     """A stored line as a JSON object, or None if it is not one. Invalid UTF-8 inside a string
     (which indexing does not check: validating every byte would halve the start-up rate) is read

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import time
 
@@ -11,12 +12,23 @@ THREAD_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 # Each random byte picks a character (byte % 62): 5.9 bits a character, so 24 characters carry
-# over 140 bits, with one bytes.translate instead of a Python loop per character.
+# over 140 bits, with one bytes.translate instead of a Python loop per character. The bytes come
+# from a generator seeded by the OS, not a getrandom(2) call per id (a measurable share of a
+# create); ids must be unique, not secret. Re-seeded in forked workers, which would otherwise
+# draw the same sequence.
 _BYTE_TO_CHAR = bytes(ord(_ALPHABET[b % 62]) for b in range(256))
+_rng = random.Random(os.urandom(32))
+
+
+def _reseed() -> None:
+    _rng.seed(os.urandom(32))
+
+
+os.register_at_fork(after_in_child=_reseed)
 
 
 def _random62(length: int = 24) -> str:
-    return os.urandom(length).translate(_BYTE_TO_CHAR).decode()
+    return _rng.randbytes(length).translate(_BYTE_TO_CHAR).decode()
 
 
 _last_ms = 0

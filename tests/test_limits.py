@@ -136,7 +136,7 @@ async def test_write_queue_bounds_pending_lines_and_makes_a_flood_wait(
     calls = [asyncio.create_task(writer.append(line)) for line in lines]
     await asyncio.to_thread(appends.entered.wait, 5)
     await wait_until(lambda: sum(not t.done() for t in calls) == 50 and len(appends.batches) == 1
-                     and writer._room.locked())
+                     and writer._queued == 4)
     # One batch is being written; no more than the limit is held in memory, the rest wait.
     assert appends.batches == [4]
     assert len(writer._pending) == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -32,18 +33,41 @@ class ThreadWriter:
         # index takes them from here instead of reading them back).
         self.written = written
         self.lock = asyncio.Lock()  # in-process; the flock in store.files covers other processes
-        self._room = asyncio.Semaphore(queue_limit)
+        self._limit = queue_limit
+        self._queued = 0  # lines appended or waiting to be (bounded by the limit)
+        self._room: deque[asyncio.Future[None]] = deque()  # callers waiting for room
         self._pending: list[tuple[bytes, asyncio.Future[int]]] = []
         self._drain: asyncio.Task[None] | None = None
 
     async def append(self, line: bytes) -> int:
         """Append one line (no trailing newline); return the offset it starts at once durable."""
-        async with self._room:
-            fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        while self._queued >= self._limit:  # full: wait for room (rare; no lock on the fast path)
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._room.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, then cancelled: hand the room on
+                raise
+        self._queued += 1
+        try:
+            fut: asyncio.Future[int] = loop.create_future()
             self._pending.append((line, fut))
             if self._drain is None or self._drain.done():
                 self._drain = asyncio.create_task(self._run())
             return await asyncio.shield(fut)
+        finally:
+            self._queued -= 1
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._room:
+            waiter = self._room.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -8,7 +8,6 @@ from typing import Any
 
 import openai
 import pytest
-from aiohttp.test_utils import TestClient
 
 from service.app import create_app
 from service.config import Config
@@ -20,10 +19,8 @@ MakeClient = Callable[..., Any]
 
 
 @pytest.fixture
-def make_client(aiohttp_client: Any, make_config: Callable[..., Config]) -> MakeClient:
-    async def make(**overrides: Any) -> TestClient:
-        return await aiohttp_client(create_app(make_config(**overrides)))
-    return make
+def make_client(open_client: MakeClient) -> MakeClient:
+    return open_client  # the shared fixture (tests/conftest.py), under this file's name
 
 
 def bearer(key: str) -> dict[str, str]:

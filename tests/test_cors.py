@@ -7,10 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
-
-from service.app import create_app
-from service.config import Config
 
 from .envelope import expect_error
 
@@ -19,10 +15,8 @@ MakeClient = Callable[..., Any]
 
 
 @pytest.fixture
-def make_client(aiohttp_client: Any, make_config: Callable[..., Config]) -> MakeClient:
-    async def make(**overrides: Any) -> TestClient:
-        return await aiohttp_client(create_app(make_config(**overrides)))
-    return make
+def make_client(open_client: MakeClient) -> MakeClient:
+    return open_client  # the shared fixture (tests/conftest.py), under this file's name
 
 
 def preflight(origin: str, method: str = "POST", headers: str | None = "authorization, content-type"

@@ -13,8 +13,6 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from service.app import create_app
-from service.config import Config
 from service.store import writer as writer_module
 from service.store.files import Appended
 from service.store.writer import ThreadWriter
@@ -25,10 +23,8 @@ MakeClient = Callable[..., Any]
 
 
 @pytest.fixture
-def limited(aiohttp_client: Any, make_config: Callable[..., Config]) -> MakeClient:
-    async def make(**overrides: Any) -> TestClient:
-        return await aiohttp_client(create_app(make_config(**overrides)))
-    return make
+def limited(open_client: MakeClient) -> MakeClient:
+    return open_client  # the shared fixture (tests/conftest.py), under this file's name
 
 
 async def new_thread(client: TestClient) -> str:

@@ -284,3 +284,27 @@ async def test_shutdown_with_open_streams_is_prompt(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_events_reach_a_stream_of_the_shipped_server_process(tmp_path: Path) -> None:
+    """`python -m service` as users run it (uvloop, events written straight to the socket)."""
+    from .procs import ServerProcess
+    server = ServerProcess(tmp_path / "data", tmp_path / "work")
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(server.url + "/v1/threads", json={}) as resp:
+                thread_id = (await resp.json())["id"]
+            async with http.get(server.url + f"/v1/threads/{thread_id}/events") as r1, \
+                    http.get(server.url + "/v1/events") as r2:
+                one, every = SseReader(r1), SseReader(r2)
+                sent = []
+                for i in range(5):
+                    async with http.post(server.url + f"/v1/threads/{thread_id}/messages",
+                                         json={"role": "user", "content": f"m{i}"}) as resp:
+                        sent.append((await resp.json())["id"])
+                got_one = [e.json["id"] for e in await one.take(5)]
+                got_every = [e.json["id"] for e in await every.take(5)]
+        assert got_one == sent and got_every == sent
+    finally:
+        server.stop()

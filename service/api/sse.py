@@ -7,14 +7,19 @@ then stream live events, skipping live ones the replay already sent: no gap, no 
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
 from ..errors import InvalidRequest
-from ..events.hub import CREATED, Replay, Subscription
+from ..events.hub import Replay, Subscription
 from ..keys import CONFIG, HUB, REPO
 
+DIRECT_LIMIT = 64 * 1024  # bytes waiting in the transport beyond which fan-out stops writing
+log = logging.getLogger(__name__)
 REPLAY_CHUNK = 256  # replayed events built and written at a time
 SEND_TIMEOUT = 10.0  # a client that accepts nothing for this long is cut off (it can resume)
 
@@ -64,6 +69,20 @@ async def _subscribe_and_stream(request: web.Request, thread_id: str | None, las
     return await _stream(request, sub, replay, last)
 
 
+def _direct_writer(transport: Any) -> Callable[[bytes], bool]:
+    """Write a frame as one HTTP chunk straight to the socket, from the hub's fan-out: no task
+    switch per subscriber. Declines when the client is not keeping up (its bytes are still in
+    the kernel's and our buffers): the frame is then queued for the stream's own task, which
+    waits for the client to drain."""
+    # Duck-typed: uvloop's transports are not asyncio.WriteTransport subclasses.
+    def write(frame: bytes) -> bool:
+        if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_LIMIT:
+            return False
+        transport.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+        return True
+    return write
+
+
 async def _stream(request: web.Request, sub: Subscription, replay: list[Replay],
                   last: int | None) -> web.StreamResponse:
     hub = request.app[HUB]
@@ -79,27 +98,35 @@ async def _stream(request: web.Request, sub: Subscription, replay: list[Replay],
         # Flush the headers now: a client (EventSource's onopen, a readiness check) should not
         # wait for the first event or ping to learn the stream is open.
         await resp.write(b": connected\n\n")
-        sent_upto = last or 0
-        sent_ids: set[str | None] = set()
+        sub.sent_upto = last or 0
         for i in range(0, len(replay), REPLAY_CHUNK):  # bounded memory however far back
             built = hub.replay_events(replay[i:i + REPLAY_CHUNK])
             if built:
                 await resp.write(b"".join(e.frame for e in built))
-                sent_upto = max(sent_upto, *(e.journal_id for e in built))
-                sent_ids.update(e.message_id for e in built)
+                sub.sent_upto = max(sub.sent_upto, *(e.journal_id for e in built))
+                sub.sent_ids.update(e.message_id for e in built)
+        if transport is not None and resp.chunked:
+            sub.direct = _direct_writer(transport)
         while (events := await sub.wait()) is not None:
             if not events:  # poked: is the client still there?
                 if transport is None or transport.is_closing() or not resp.is_connected():
                     break
                 continue
             # Frames are built once per event, whatever the number of subscribers.
-            chunk = b"".join(e.frame for e in events
-                             if not (e.name == CREATED and (0 < e.journal_id <= sent_upto
-                                                            or e.message_id in sent_ids)))
+            chunk = b"".join(e.frame for e in events if sub.wanted(e))
             if chunk:
-                await resp.write(chunk)
+                sub.busy = True
+                try:
+                    await resp.write(chunk)
+                finally:
+                    sub.busy = False
     except (ConnectionError, TimeoutError, RuntimeError):
         pass  # the client went away or stalled; it resumes with Last-Event-ID
+    except Exception:
+        if not resp.prepared:
+            raise  # still time for a JSON error
+        # Headers are out: no error response can follow. End the stream; the client resumes.
+        log.exception("event stream failed; closing it")
     finally:
         hub.unsubscribe(sub)
         if resp.prepared:

@@ -59,11 +59,26 @@ class Subscription:
         self.closed = False
         self.on_drop: Callable[[], None] | None = None  # e.g. abort a connection stuck writing
         self.after_seq = 0  # changes up to this feed sequence number are not for this stream
+        # Set by the stream once live: writes a frame to the client now, False if it cannot
+        # (the client is behind). Used only while nothing is queued and the stream is not itself
+        # writing, so order holds; it spares a task wake-up per subscriber per event.
+        self.direct: Callable[[bytes], bool] | None = None
+        self.busy = False
+        self.sent_upto = 0  # creations up to this event id were replayed: skip them live
+        self.sent_ids: set[str | None] = set()
         self._queue: deque[Event] = deque()
         self._wake = asyncio.Event()
 
+    def wanted(self, event: Event) -> bool:
+        """False for a creation the stream's replay already sent."""
+        return not (event.name == CREATED and (0 < event.journal_id <= self.sent_upto
+                                               or event.message_id in self.sent_ids))
+
     def push(self, event: Event) -> None:
         if self.closed:
+            return
+        if (self.direct is not None and not self._queue and not self.busy
+                and (not self.wanted(event) or self.direct(event.frame))):
             return
         if len(self._queue) >= self.limit:
             self.dropped = True  # too slow: drop it rather than buffer without bound

@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import sys
@@ -20,7 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import data, live, load, micro, procs, profiling
+from service.config import FIELDS as SERVICE_SETTINGS
+
+from . import data, fanout, live, load, micro, procs, profiling
 from .report import (
     HEADER,
     Row,
@@ -34,7 +37,7 @@ from .report import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SUITES = ("get", "list", "create", "startup", "live", "micro", "profile")
+SUITES = ("get", "list", "create", "startup", "live", "sse", "workers", "micro", "profile")
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Settings:
     repeats: int
     wholefile_max: int
     appends: int
+    sse_subscribers: int
     profile_seconds: float
     server_cpu: int | None
     client_cpu: int | None
@@ -72,6 +76,8 @@ def parse_args(argv: list[str]) -> Settings:
                    help="largest thread the whole-file baseline is run on (default 100000; "
                    "quick 1000: it needs seconds per request at 100k messages)")
     p.add_argument("--appends", type=int, help="live appends timed (default 200; quick 30)")
+    p.add_argument("--sse-subscribers", type=int,
+                   help="SSE streams open during the sse suite (default 1000; quick 100)")
     p.add_argument("--no-watch", action="store_true",
                    help="run Threadline with THREADLINE_WATCH=false for the get/list/create/"
                    "startup suites (the live suite always watches)")
@@ -93,6 +99,7 @@ def parse_args(argv: list[str]) -> Settings:
         repeats=a.repeats or (1 if a.quick else 3),
         wholefile_max=a.wholefile_max or (1000 if a.quick else 100_000),
         appends=a.appends or (30 if a.quick else 200),
+        sse_subscribers=max(a.sse_subscribers or (100 if a.quick else 1000), 2),
         profile_seconds=2.0 if a.quick else 10.0,
         server_cpu=a.server_cpu if pin else None,
         client_cpu=a.client_cpu if pin else None,
@@ -406,6 +413,172 @@ def live_suite(cfg: Settings) -> list[Row]:
     return rows
 
 
+# --- SSE with many subscribers ------------------------------------------------------------------
+
+def _raise_nofile(need: int) -> str:
+    """Raise this process's open-files limit to `need` before any server starts: the servers and
+    the swarm inherit it. Returns a note saying what was done or what is missing."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need:
+        return ""
+    new = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    if new < need:
+        return (f"open-files hard limit {hard} is below the {need} needed: raise it "
+                "(`ulimit -Hn`, or `nofile` in /etc/security/limits.conf)")
+    return f"open-files limit raised from {soft} to {new} for the server and the swarm"
+
+
+def _lat(lat: live.Latencies) -> str:
+    return f"p50 {lat.p50:.1f} / p99 {lat.p99:.1f} ms"
+
+
+def sse_suite(cfg: Settings, nofile_note: str) -> list[Row]:
+    n = cfg.sse_subscribers
+    src = data.dataset("1k")
+    scratch = data.scratch_dir("sse")
+    try:
+        shutil.copytree(src.path, scratch, dirs_exist_ok=True)
+        ds = data.Dataset("1k", scratch, src.thread_id, src.messages, src.jsonl_bytes)
+        env = {k: v for k, v in cfg.env.items() if k not in ("THREADLINE_WATCH",
+                                                              "THREADLINE_WORKERS")}
+        tl = procs.threadline("threadline-sse", scratch, cfg.server_cpu, cfg.logs, env)
+        with running(tl):
+            say(f"sse: opening {n:,} streams, then {cfg.appends} creates and "
+                f"{cfg.appends} appends")
+            res = fanout.run(tl.port, ds, n, cfg.appends, cfg.logs / "swarm.log")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    cfg.raw["sse"] = asdict(res)
+    size = f"{n:,} subscribers" + (" (quick; target is at 1,000)" if n < 1000 else "")
+    if res.note:
+        return [Row("SSE create/append → event", size, "—",
+                    notes=f"not measured: {res.note}; {nofile_note}".rstrip("; "))]
+    say(f"sse: API create → event {_lat(res.api)} (all {n:,}: {_lat(res.api_all)}); "
+        f"append → event {_lat(res.external)} (all {n:,}: {_lat(res.external_all)}); "
+        f"swarm {res.report}")
+    rep = res.report
+    events = len(res.api.ms) + res.api.timeouts + len(res.external.ms) + res.external.timeouts
+    missed_measured = res.api.timeouts + res.external.timeouts
+    complete = rep.get("complete", 0) + (missed_measured == 0)
+    delivered = (f"{complete:,}/{n:,} streams received all {events} events "
+                 f"({rep.get('missing', '?')} missing, {rep.get('duplicates', '?')} duplicates, "
+                 f"{rep.get('closed', '?')} streams closed by the server)")
+    if "error" in rep:
+        delivered = f"**delivery not counted: {rep['error']}**"
+    rows = []
+    for name, one, every, goal, how in (
+            ("SSE: API create → event", res.api, res.api_all, 5,
+             "creates by POST (fsync=always)"),
+            ("SSE: external append → event", res.external, res.external_all, 50,
+             "Jan-shaped lines appended by another process (through the watcher)")):
+        bad = one.timeouts or every.timeouts or complete < n
+        status = at_most(one.p99, goal) if not bad else "✗ events missing"
+        notes = [f"{len(one.ms) + one.timeouts} {how}, timed to a thread stream read by its own "
+                 "thread (an arbitrary place in the server's fan-out order)",
+                 f"to the last of all {n:,} streams: {_lat(every)} (includes the swarm reading "
+                 f"{n - 1:,} sockets on the client core)",
+                 f"streams: {n - (n - 1) // 2:,} thread + {(n - 1) // 2:,} `/v1/events`",
+                 delivered]
+        if one.timeouts or every.timeouts:
+            notes.append(f"**{one.timeouts} (measured) / {every.timeouts} (all) not seen "
+                         f"within {fanout.WAIT_S:g} s**")
+        if nofile_note:
+            notes.append(nofile_note)
+        rows.append(Row(name, size, _lat(one), target=f"p99 ≤ {goal} ms", status=status,
+                        notes="; ".join(notes)))
+    return rows
+
+
+# --- multi-process reads ------------------------------------------------------------------------
+
+def _wait_workers(port: int, count: int, timeout: float = 300.0) -> int:
+    """Poll /healthz on fresh connections (SO_REUSEPORT spreads them over the workers) until
+    `count` different worker pids answered 200; returns how many did."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(pids) < count and time.monotonic() < deadline:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.request("GET", "/healthz")
+            resp = conn.getresponse()
+            body = json.loads(resp.read())
+            if resp.status == 200 and "pid" in body:
+                pids.add(body["pid"])
+        except (OSError, ValueError):
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.01)
+    return len(pids)
+
+
+def workers_suite(cfg: Settings) -> list[Row]:
+    name = "multi-process reads (2 vs 1 workers)"
+    if "workers" not in SERVICE_SETTINGS:
+        return [Row(name, "—", "—", notes="not measured: Threadline has no `workers` setting")]
+    if cfg.server_cpu is None or cfg.client_cpu is None:
+        return [Row(name, "—", "—", notes="not measured: fewer than 2 CPUs")]
+    ds = data.dataset("1k" if cfg.quick else "100k")
+    ids = [ds.thread_id, str(ds.ids_file)]
+    both = ",".join(str(c) for c in sorted({cfg.server_cpu, cfg.client_cpu}))
+    env = {k: v for k, v in cfg.env.items() if k != "THREADLINE_WORKERS"}
+
+    def server(key: str, cpu: int | str, workers: int) -> procs.Server:
+        return procs.threadline(f"threadline-{key}-{ds.label}", ds.path, cpu, cfg.logs,
+                                {**env, "THREADLINE_WORKERS": str(workers)})
+
+    # (key, server, wrk's CPUs): 1 worker as in the rows above; 1 and 2 workers with the server
+    # and wrk sharing both CPUs, so the ratio compares like with like.
+    one, one_both, two = server("w1", cfg.server_cpu, 1), server("w1-both", both, 1), \
+        server("w2", both, 2)
+    cases: list[tuple[str, procs.Server, int | str]] = [
+        ("1 worker", one, cfg.client_cpu), ("1 worker, both CPUs", one_both, both),
+        ("2 workers", two, both)]
+    runs: dict[str, list[load.Run]] = {}
+    say(f"workers at {ds.label}: starting servers")
+    with running(one, one_both, two):
+        seen = _wait_workers(two.port, 2)
+        if seen < 2:
+            return [Row(name, ds.label, "—",
+                        notes=f"not measured: only {seen} of 2 workers answered /healthz")]
+        for rep in range(cfg.repeats):
+            for key, srv, wrk_cpu in cases if rep % 2 == 0 else cases[::-1]:
+                procs.wait_idle([one, one_both, two])
+                run = load.run_wrk(srv.url, "get", ids, seconds=cfg.seconds, connections=32,
+                                   cpu=wrk_cpu)
+                runs.setdefault(key, []).append(run)
+                say(f"  workers {ds.label} {key}: {run.rps:,.1f}/s (p99 {run.p99_ms:.1f} ms)")
+    cfg.raw["workers"] = {k: [asdict(r) for r in v] for k, v in runs.items()}
+    res = {k: load.Result(v) for k, v in runs.items()}
+
+    def notes(key: str, where: str) -> str:
+        r = res[key]
+        out = [where, f"p50 {r.median_run.p50_ms:.1f} / p99 {r.median_run.p99_ms:.1f} ms",
+               _spread(r)]
+        if r.bad:
+            out.append(f"**{r.bad} errors/non-2xx**")
+        return "; ".join(out)
+
+    r1, r1b, r2 = (res[k].rps for k in ("1 worker", "1 worker, both CPUs", "2 workers"))
+    return [
+        Row("get, 1 worker", ds.label, rate(r1),
+            notes=notes("1 worker", f"server on CPU {cfg.server_cpu}, wrk on CPU "
+                                    f"{cfg.client_cpu} (as in the rows above)")),
+        Row("get, 1 worker, both CPUs", ds.label, rate(r1b),
+            notes=notes("1 worker, both CPUs", f"server and wrk both on CPUs {both} (the "
+                                               "2-worker setup, for a like-for-like ratio)")),
+        Row("get, 2 workers", ds.label, rate(r2),
+            notes=notes("2 workers", f"`THREADLINE_WORKERS=2` (SO_REUSEPORT) and wrk all on "
+                                     f"CPUs {both}: wrk's own CPU comes out of the same 2 cores, "
+                                     "and the kernel hashes wrk's 32 connections over the "
+                                     "workers, not always evenly")),
+        Row(name, ds.label, times(div(r2, r1b)),
+            notes=f"get/s, 2 workers over 1 worker on the same CPUs; over 1 worker pinned "
+                  f"with wrk on its own core: {times(div(r2, r1))}"),
+    ]
+
+
 # --- profile ------------------------------------------------------------------------------------
 
 def profile(cfg: Settings) -> str:
@@ -440,12 +613,15 @@ def profile(cfg: Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
-    needs_wrk = cfg.suites & {"get", "list", "create", "profile"}
+    needs_wrk = cfg.suites & {"get", "list", "create", "workers", "profile"}
     if needs_wrk and not load.have_wrk():
         print(load.WRK_MISSING, file=sys.stderr)
         return 2
     if cfg.client_cpu is not None:
         os.sched_setaffinity(0, {cfg.client_cpu})  # this process and its children: client side
+    # Before any server starts (they inherit it): the sse suite's server holds a socket per
+    # subscriber, and so does the swarm.
+    nofile_note = _raise_nofile(cfg.sse_subscribers + 256) if "sse" in cfg.suites else ""
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     mode = "quick" if cfg.quick else "full"
@@ -462,8 +638,10 @@ def main(argv: list[str] | None = None) -> int:
         rows += startup(cfg)
     if "live" in cfg.suites:
         rows += live_suite(cfg)
-    rows.append(Row("multi-process reads (1 vs 2 workers)", "—", "—",
-                    notes="not measured: Threadline has no multi-worker mode yet"))
+    if "sse" in cfg.suites:
+        rows += sse_suite(cfg, nofile_note)
+    if "workers" in cfg.suites:
+        rows += workers_suite(cfg)
     if "micro" in cfg.suites:
         path = cfg.largest.jsonl
         reads_n, reps = (5000, 3) if cfg.quick else (20_000, 5)

@@ -7,6 +7,7 @@ The bench process is the "other process": it is not the server, and runs on the 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -90,6 +91,7 @@ class _SseReader(threading.Thread):
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__(daemon=True)
+        self.sock = sock
         self.file = sock.makefile("rb")
         self.seen: dict[str, float] = {}
         self.cond = threading.Condition()
@@ -112,6 +114,15 @@ class _SseReader(threading.Thread):
         except (OSError, ValueError):
             return
 
+    def close(self) -> None:
+        # shutdown() wakes the reading thread with an EOF (close() alone does not: the file
+        # holds the socket open, and closing the file waits for the blocked read)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.join(timeout=2)
+        self.file.close()
+        self.sock.close()
+
     def wait_for(self, mid: str, timeout: float) -> float | None:
         deadline = time.perf_counter() + timeout
         with self.cond:
@@ -123,28 +134,44 @@ class _SseReader(threading.Thread):
             return self.seen[mid]
 
 
+def subscribe(port: int, path: str, head_wait: float = 1.0) -> tuple[_SseReader | None, str]:
+    """Open an SSE stream on `path` and start reading it: (reader, "") or (None, why not) if the
+    route answers anything but a 200 event stream. A server may hold the response headers back
+    until its first event or ping: after `head_wait` s without them the reader starts anyway
+    (it skips whatever is not a `data:` line, headers included)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    # HTTP/1.0 so the stream is not chunked: every line the reader sees is an SSE line.
+    sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+                 .encode())
+    head = b""
+    sock.settimeout(head_wait)
+    try:
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(1)
+            if not chunk:
+                break
+            head += chunk
+    except TimeoutError:
+        if not head:  # nothing yet: the headers come with the first event
+            head = b"HTTP/1.0 200 (deferred)\r\ncontent-type: text/event-stream\r\n\r\n"
+    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    if " 200 " not in status_line + " " or b"text/event-stream" not in head.lower():
+        sock.close()
+        return None, f"{path} answered {status_line!r}"
+    sock.settimeout(None)  # the reader blocks until events come; close() ends it
+    reader = _SseReader(sock)
+    reader.start()
+    return reader, ""
+
+
 def append_to_sse(port: int, ds: Dataset, count: int, timeout_s: float = 5.0) -> Latencies:
     """Subscribe to the thread's events, then append lines one at a time and time each event.
     Skipped (with a note) if the route answers anything but a 200 event stream."""
     out = Latencies()
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    path = f"/v1/threads/{ds.thread_id}/events"
-    sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
-                 .encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        head += chunk
-    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
-    if " 200 " not in status_line + " " or b"text/event-stream" not in head.lower():
-        sock.close()
-        out.note = f"skipped: {path} answered {status_line!r}"
+    reader, why = subscribe(port, f"/v1/threads/{ds.thread_id}/events")
+    if reader is None:
+        out.note = f"skipped: {why}"
         return out
-    # HTTP/1.0 so the stream is not chunked: every line the reader sees is an SSE line.
-    reader = _SseReader(sock)
-    reader.start()
     try:
         for i in range(count):
             mid, line = _new_line(ds, i)
@@ -157,5 +184,5 @@ def append_to_sse(port: int, ds: Dataset, count: int, timeout_s: float = 5.0) ->
                 out.ms.append((arrived - started) * 1000)
             time.sleep(random.uniform(0.005, 0.02))
     finally:
-        sock.close()
+        reader.close()
     return out

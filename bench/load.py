@@ -124,7 +124,7 @@ class Result:
 
 
 def run_wrk(url: str, script: str, args: list[str], *, seconds: float, connections: int,
-            cpu: int | None, timeout_s: int = 30) -> Run:
+            cpu: int | str | None, timeout_s: int = 30) -> Run:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(SCRIPTS[script] + _DONE)
         lua = f.name

@@ -59,10 +59,25 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
+def family(pid: int) -> list[int]:
+    """`pid` and its descendants (a multi-worker server's workers are its children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
 def wait_idle(servers: Sequence[Server], quiet: float = 0.15, timeout: float = 600.0) -> None:
     """Block until no server has used CPU for `quiet` seconds: a run that ends with requests in
     flight (the whole-file server takes seconds per request) must not load the next run's core."""
-    pids = [s.pid for s in servers if s.proc is not None and s.proc.poll() is None]
+    pids = [p for s in servers if s.proc is not None and s.proc.poll() is None
+            for p in family(s.pid)]
     last = [cpu_ticks(p) for p in pids]
     calm_since = started = time.perf_counter()
     while time.perf_counter() - started < timeout:
@@ -78,8 +93,10 @@ def wait_idle(servers: Sequence[Server], quiet: float = 0.15, timeout: float = 6
 class Server:
     """One server process. `start()` returns seconds from spawn to the first `/healthz` 200."""
 
-    def __init__(self, name: str, argv: Sequence[str], cpu: int | None, log_dir: Path,
+    def __init__(self, name: str, argv: Sequence[str], cpu: int | str | None, log_dir: Path,
                  env: Mapping[str, str] | None = None) -> None:
+        # cpu: one core, or a taskset list such as "0,1"; None: no pinning of its own (it then
+        # inherits the bench's pinning to the client core)
         self.name = name
         self.port = free_port()
         self.argv = [a.replace("{port}", str(self.port)) for a in argv]
@@ -139,7 +156,7 @@ class Server:
         self.stop()
 
 
-def threadline(name: str, data_dir: Path, cpu: int | None, log_dir: Path,
+def threadline(name: str, data_dir: Path, cpu: int | str | None, log_dir: Path,
                env: Mapping[str, str] | None = None) -> Server:
     argv = [PYTHON, "-m", "service", "--data-dir", str(data_dir), "--port", "{port}"]
     return Server(name, argv, cpu, log_dir, env)

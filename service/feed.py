@@ -61,7 +61,3 @@ class Feed:
                 fn(change)
             except Exception:  # one broken subscriber must not stop the others or the writer
                 log.exception("change feed subscriber %r failed on %s", fn, change.kind)
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)

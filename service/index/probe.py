@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -118,11 +117,6 @@ def load_thread_json(path: Path) -> dict[str, Any] | None:
     except (OSError, *BAD_LINE):
         return None
     return obj if isinstance(obj, dict) else None
-
-
-def read_thread_json(path: Path, thread_id: str, fallback: Callable[[], int]) -> Thread:
-    obj = load_thread_json(path) or {}
-    return normalize.thread(obj, thread_id, 0 if normalize.created_seconds(obj) else fallback())
 
 
 def _read_from(fd: int, offset: int) -> bytes:

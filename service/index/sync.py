@@ -163,7 +163,7 @@ class Indexer:
             return
         index, tail = MessageIndex(), Tail()
         extend(index, data, 0, tail)
-        self._apply(thread_id, entry, Probe(kind="full", file=state, data=data, index=index,
+        self._apply(thread_id, entry, Probe(kind="full", file=state, index=index,
                                             tail=tail))
 
     def apply_gone(self, thread_id: str) -> None:

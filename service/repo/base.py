@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..config import Config
@@ -62,11 +63,17 @@ class RepoBase:
 
     # --- threads --------------------------------------------------------------------------------
 
-    async def _exclusive(self, thread_id: str, fn: Any) -> Any:
+    @contextlib.contextmanager
+    def _folder_of(self, thread_id: str) -> Iterator[None]:
+        """A thread folder that vanished under a write (deleted meanwhile) is a 404."""
         try:
-            return await self.writer(thread_id).exclusive(fn)
+            yield
         except (FileNotFoundError, NotADirectoryError):
             raise thread_not_found(thread_id) from None
+
+    async def _exclusive(self, thread_id: str, fn: Any) -> Any:
+        with self._folder_of(thread_id):
+            return await self.writer(thread_id).exclusive(fn)
 
     # --- messages -------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ from ..errors import (
     InvalidRequest,
     PayloadTooLarge,
     message_not_found,
-    thread_not_found,
 )
 from ..index.catalog import FileState, ThreadEntry
 from ..index.paging import Order, page
@@ -36,16 +35,11 @@ class MessageOps(RepoBase):
     async def create_message(self, thread_id: str, req: CreateMessage) -> bytes:
         entry = await self.thread(thread_id)
         line = self._new_line(thread_id, req, int(time.time()))
-        offset = await self._exclusive_append(thread_id, line)
+        with self._folder_of(thread_id):
+            offset = await self.writer(thread_id).append(line)
         if entry.tail.end < offset + len(line) + 1 or self.catalog.get(thread_id) is not entry:
             await self.indexer.sync_through(thread_id, offset + len(line) + 1)
         return line
-
-    async def _exclusive_append(self, thread_id: str, line: bytes) -> int:
-        try:
-            return await self.writer(thread_id).append(line)
-        except (FileNotFoundError, NotADirectoryError):
-            raise thread_not_found(thread_id) from None
 
     async def get_message(self, thread_id: str, message_id: str) -> bytes:
         def read(entry: ThreadEntry) -> bytes:

@@ -19,13 +19,11 @@ Edit = Callable[[bytes], bytes | None]
 
 
 class Rewritten:
-    __slots__ = ("data", "found", "new_line", "stat")
+    __slots__ = ("data", "found", "stat")
 
-    def __init__(self, data: bytes, found: bool, new_line: bytes | None,
-                 stat: os.stat_result | None = None) -> None:
+    def __init__(self, data: bytes, found: bool, stat: os.stat_result | None = None) -> None:
         self.data = data
         self.found = found
-        self.new_line = new_line
         self.stat = stat  # the new file, taken while still holding the lock
 
 
@@ -44,7 +42,7 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool) ->
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return Rewritten(b"", False, None)
+            return Rewritten(b"", False)
         try:
             old = _read_all(fd)
             out: list[bytes] = []
@@ -61,7 +59,7 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool) ->
                     out.append(new_line + b"\n")
                 pos = offset + length + 1
             if not found:
-                return Rewritten(old, False, None)
+                return Rewritten(old, False)
             # A writer that does not take the lock (the Jan app) may have appended meanwhile.
             out.append(old[pos:] + _read_all(fd))
         finally:
@@ -70,4 +68,4 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool) ->
         remove_stale_temps(folder)  # left by a process that died mid-rewrite
         write_atomic(path, data, durable)
         stat = os.stat(path)
-    return Rewritten(data, True, new_line, stat)
+    return Rewritten(data, True, stat)

@@ -240,3 +240,14 @@ async def test_a_line_that_cannot_be_written_back_exactly_is_not_modified(
         resp = await client.post(f"/v1/threads/jan_1/messages/{mid}", json={"metadata": {"a": "b"}})
         await expect_error(resp, 409)
     assert (folder / "messages.jsonl").read_bytes() == before
+
+
+async def test_files_of_a_message_unreadable_beyond_its_id_are_an_empty_list(
+        open_client: OpenClient, data_dir: Path) -> None:
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"),
+                 [b'{"id": "big", "role": "user", "n": 1' + b"1" * 5000 + b"}"])
+    client = await open_client()
+    resp = await client.get("/v1/threads/jan_1/messages/big/files")
+    assert resp.status == 200
+    body = await resp.json()
+    assert (body["data"], body["has_more"]) == ([], False)

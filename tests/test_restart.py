@@ -181,3 +181,21 @@ async def test_modifying_a_thread_json_caught_mid_rewrite_keeps_its_fields(
     stored = json.loads((folder / "thread.json").read_text())
     assert stored["title"] == "Trip plans" and stored["metadata"] == {"k": "v"}
     assert not list(folder.glob(".thread.json.unreadable-*"))
+
+
+async def test_a_large_thread_is_served_right_after_its_index_is_compacted(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """Threads over 10,000 messages have their arrays copied to exact size after start-up."""
+    count = 12_000
+    write_thread(data_dir, "jan_big", jan_thread("jan_big"),
+                 [jan_message(f"b{i:05d}", "jan_big", f"t{i}") for i in range(count)])
+    client = await open_client()
+    for i in (0, 5_000, count - 1):
+        got = await call(client, "GET", f"/v1/threads/jan_big/messages/b{i:05d}")
+        assert got["content"][0]["text"]["value"] == f"t{i}"
+    page = await call(client, "GET", "/v1/threads/jan_big/messages?order=asc&after=b09998&limit=3")
+    assert [m["id"] for m in page["data"]] == ["b09999", "b10000", "b10001"]
+    created = await call(client, "POST", "/v1/threads/jan_big/messages",
+                         {"role": "user", "content": "after compaction"})
+    assert (await call(client, "GET", f"/v1/threads/jan_big/messages/{created['id']}"))["id"] \
+        == created["id"]

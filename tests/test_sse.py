@@ -308,3 +308,20 @@ async def test_events_reach_a_stream_of_the_shipped_server_process(tmp_path: Pat
         assert got_one == sent and got_every == sent
     finally:
         server.stop()
+
+
+async def test_a_resume_from_far_back_replays_every_message_in_order(server: TestServer) -> None:
+    """Replays are built and written a chunk at a time; none may be lost at chunk edges."""
+    from service.api.sse import REPLAY_CHUNK
+    thread_id = await new_thread(server)
+    count = REPLAY_CHUNK + 44
+    async with aiohttp.ClientSession() as s:
+        sent = []
+        for i in range(count):
+            async with s.post(server.make_url(f"/v1/threads/{thread_id}/messages"),
+                              json={"role": "user", "content": f"m{i}"}) as resp:
+                sent.append((await resp.json())["id"])
+    async with stream(server, "/v1/events", {"Last-Event-ID": "0"}) as events:
+        got = [e.json["id"] for e in await events.take(count)]
+        assert await events.nothing_for(0.3)
+    assert got == sent

@@ -1,4 +1,4 @@
-"""`create_app(config)`: state, middlewares, background work and routes."""
+"""`create_app(config)`: state, background work and routes."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
-from .api.auth import auth_middleware
-from .api.cors import cors_middleware, setup_cors
-from .api.hosts import host_middleware
-from .api.metrics import metrics_middleware, setup_metrics
+from .api.cors import setup_cors
+from .api.metrics import setup_metrics
 from .api.routes import setup_routes
 from .config import Config
-from .errors import error_middleware
 from .events.hub import Hub
 from .events.journal import Journal
 from .feed import Feed
@@ -53,24 +49,9 @@ async def watch_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def middlewares(config: Config) -> list[Middleware]:
-    """Only the middlewares the configuration needs: each one costs every request."""
-    chain: list[Middleware] = [metrics_middleware]
-    if config.cors_origins:
-        chain.append(cors_middleware)
-    chain.append(error_middleware)
-    if config.api_keys:
-        chain.append(auth_middleware)
-    elif not config.allow_unauthenticated_remote:
-        chain.append(host_middleware)
-    return chain
-
-
 def create_app(config: Config) -> web.Application:
-    app = web.Application(
-        client_max_size=config.max_body_bytes,
-        middlewares=middlewares(config),
-    )
+    # No middlewares: each route's handler is wrapped by the gate (api/gate.py) instead.
+    app = web.Application(client_max_size=config.max_body_bytes)
     catalog = Catalog(config.line_cache_mb << 20)
     feed = Feed()
     indexer = Indexer(config.threads_dir, catalog, feed)

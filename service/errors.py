@@ -1,8 +1,8 @@
 """The one error path: typed errors raised anywhere, rendered as OpenAI's error envelope here.
 
-Handlers and the store raise `ApiError` subclasses; `error_middleware` turns them, msgspec
-validation/decoding errors and aiohttp's HTTP exceptions into `{"error": {...}}`. Nothing else
-builds error bodies.
+Handlers and the store raise `ApiError` subclasses; `render` (called by api/gate.py for every
+route) turns them, msgspec validation/decoding errors and aiohttp's HTTP exceptions into
+`{"error": {...}}`. Nothing else builds error bodies.
 """
 
 from __future__ import annotations
@@ -127,17 +127,3 @@ def render(exc: BaseException) -> web.Response:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "The server had an error while processing your request.",
                           "server_error")
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return render(exc)
-    except (ApiError, msgspec.MsgspecError) as exc:
-        return render(exc)
-    except Exception as exc:  # the last line of defence: an envelope, logged, never a traceback
-        return render(exc)

@@ -294,6 +294,17 @@ async def test_methods_a_route_does_not_serve_are_405(env: Env) -> None:
             await expect_error(resp, 405)
 
 
+async def test_head_is_served_wherever_get_is(env: Env) -> None:
+    for pattern, methods in ROUTES.items():
+        if "GET" in methods:
+            get = await env.client.get(env.path(pattern))
+            head = await env.client.head(env.path(pattern))
+            assert (head.status, head.content_type) == (get.status, get.content_type), pattern
+            assert await head.read() == b""
+    resp = await env.client.head("/v1/nope")
+    assert resp.status == 404
+
+
 @pytest.mark.parametrize("path", ["/v1", "/v1/", "/v1/nope", "/v1/threads/{t}/runs",
                                   "/v1/threads/{t}/messages/{m}/nope", "/v2/threads"])
 async def test_unknown_routes_are_404(env: Env, path: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import Handler, error_response
+from ..errors import error_response
 from ..keys import CONFIG
 
 ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
@@ -35,11 +35,11 @@ def _is_preflight(request: web.Request) -> bool:
             and "Access-Control-Request-Method" in request.headers)
 
 
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer preflights (before auth: browsers never send credentials on them)."""
+def preflight(request: web.Request) -> web.Response | None:
+    """The answer to a preflight (before keys are checked: browsers never send credentials on
+    one), or None for any other request."""
     if not _is_preflight(request) or not request.app[CONFIG].cors_origins:
-        return await handler(request)
+        return None
     origin = allowed_origin(request)
     if origin is None:
         return error_response(403, f"Origin '{request.headers['Origin']}' is not allowed.",

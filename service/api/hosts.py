@@ -9,10 +9,12 @@ carries the page's domain, so a keyless server answers only requests addressed t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 
-from ..errors import Forbidden, Handler
-from ..keys import CONFIG
+from ..config import Config
+from ..errors import Forbidden
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -25,13 +27,26 @@ def _hostname(host_header: str) -> str:
     return (name or host_header).lower()
 
 
-@web.middleware
-async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    host = request.headers.get("Host")
-    if host is not None:
+def host_guard(config: Config) -> Callable[[web.Request], None]:
+    """The check for each request; verdicts are remembered per Host value (clients send the same
+    one on every request)."""
+    configured = config.host.lower()
+    verdicts: dict[str, bool] = {}
+
+    def allowed(host: str) -> bool:
         name = _hostname(host)
-        if name not in LOOPBACK_NAMES and name != request.app[CONFIG].host.lower() \
-                and not name.endswith(".localhost"):
+        return name in LOOPBACK_NAMES or name == configured or name.endswith(".localhost")
+
+    def check(request: web.Request) -> None:
+        host = request.headers.get("Host")
+        if host is None:
+            return
+        ok = verdicts.get(host)
+        if ok is None:
+            if len(verdicts) >= 256:  # any client can send any value: bound what is kept
+                verdicts.clear()
+            ok = verdicts[host] = allowed(host)
+        if not ok:
             raise Forbidden(f"Host {host!a} is not served without an API key: use "
                             "localhost or 127.0.0.1, or configure api_keys.")
-    return await handler(request)
+    return check

@@ -2,37 +2,48 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .. import openapi
+from ..keys import CONFIG, METRICS
 from . import health, messages, sse, summaries, threads
+from .gate import UNMATCHED, Gate, unmatched
 from .metrics import metrics_handler
-from .ui import setup_ui
+from .ui import ui_routes
 
 T = "/v1/threads/{thread_id}"
 M = T + "/messages/{message_id}"
 
 
 def setup_routes(app: web.Application) -> None:
+    """Every route, each handler behind the gate (call once the app's metrics exist)."""
+    gate = Gate(app[CONFIG], app[METRICS])
     # aiohttp tries resources in the order added: the hot reads go first.
-    app.router.add_routes([
-        web.get(M, messages.get_message),
-        web.post(M, messages.modify_message),
-        web.delete(M, messages.delete_message),
-        web.get(T + "/messages", messages.list_messages),
-        web.post(T + "/messages", messages.create_message),
-        web.get(T, threads.get_thread),
-        web.post(T, threads.modify_thread),
-        web.delete(T, threads.delete_thread),
-        web.post("/v1/threads", threads.create_thread),
-        web.get("/v1/threads", threads.list_threads),
-        web.get(M + "/files", messages.list_message_files),
-        web.get(M + "/files/{file_id}", messages.get_message_file),
-        web.get(T + "/events", sse.thread_events),
-        web.get("/v1/events", sse.all_events),
-        web.get("/v1/thread_summaries", summaries.thread_summaries),
-        web.get("/healthz", health.healthz),
-        web.get("/metrics", metrics_handler),
-        web.get("/openapi.json", openapi.openapi_json),
-    ])
-    setup_ui(app)
+    table = [
+        (hdrs.METH_GET, M, messages.get_message),
+        (hdrs.METH_POST, M, messages.modify_message),
+        (hdrs.METH_DELETE, M, messages.delete_message),
+        (hdrs.METH_GET, T + "/messages", messages.list_messages),
+        (hdrs.METH_POST, T + "/messages", messages.create_message),
+        (hdrs.METH_GET, T, threads.get_thread),
+        (hdrs.METH_POST, T, threads.modify_thread),
+        (hdrs.METH_DELETE, T, threads.delete_thread),
+        (hdrs.METH_POST, "/v1/threads", threads.create_thread),
+        (hdrs.METH_GET, "/v1/threads", threads.list_threads),
+        (hdrs.METH_GET, M + "/files", messages.list_message_files),
+        (hdrs.METH_GET, M + "/files/{file_id}", messages.get_message_file),
+        (hdrs.METH_GET, T + "/events", sse.thread_events),
+        (hdrs.METH_GET, "/v1/events", sse.all_events),
+        (hdrs.METH_GET, "/v1/thread_summaries", summaries.thread_summaries),
+        (hdrs.METH_GET, "/healthz", health.healthz),
+        (hdrs.METH_GET, "/metrics", metrics_handler),
+        (hdrs.METH_GET, "/openapi.json", openapi.openapi_json),
+        *ui_routes(),
+    ]
+    for method, path, handler in table:
+        if method == hdrs.METH_GET:
+            app.router.add_get(path, gate(path, handler))  # and HEAD
+        else:
+            app.router.add_route(method, path, gate(path, handler))
+    # Last: what no route above matched (any method, any path) gets its 404/405 envelope here.
+    app.router.add_route(hdrs.METH_ANY, "/{path:.*}", gate(UNMATCHED, unmatched))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
-from ..errors import NotFound
+from ..errors import Handler, NotFound
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
@@ -39,7 +39,8 @@ def asset_table(ui_dir: Path = UI_DIR) -> dict[str, Path]:
     return {p.name: p for p in ui_dir.iterdir() if p.is_file() and not p.name.startswith(".")}
 
 
-def setup_ui(app: web.Application, ui_dir: Path = UI_DIR) -> None:
+def ui_routes(ui_dir: Path = UI_DIR) -> list[tuple[str, str, Handler]]:
+    """(method, path, handler) of the page and its assets."""
     assets = asset_table(ui_dir)
 
     async def page(request: web.Request) -> web.StreamResponse:
@@ -53,5 +54,4 @@ def setup_ui(app: web.Application, ui_dir: Path = UI_DIR) -> None:
             raise NotFound(f"No viewer file named '{request.match_info['name']}'.")
         return web.FileResponse(path, headers=ASSET_HEADERS)
 
-    app.router.add_get("/", page)
-    app.router.add_get("/ui/{name}", asset)
+    return [(hdrs.METH_GET, "/", page), (hdrs.METH_GET, "/ui/{name}", asset)]

@@ -1,0 +1,92 @@
+"""What every request goes through: the CORS preflight, the key or Host check, the one error
+path and the request metrics, wrapped around each handler once, when its route is registered.
+
+This is the work of four middlewares without their cost: each middleware adds a coroutine layer
+to every request, and any middleware at all makes aiohttp add a layer of its own. With none, the
+app calls the wrapped handler directly. Requests that match no route reach `unmatched`, the last
+route, and get their 404 or 405 through the same wrapper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiohttp import hdrs, web
+
+from ..config import Config
+from ..errors import Handler, render
+from ..metrics import Metrics
+from .auth import key_check
+from .cors import preflight
+from .hosts import host_guard
+
+CLIENT_CLOSED = 499  # nginx's code for a request the client abandoned
+UNMATCHED = "unmatched"  # the metrics label of requests that matched no route
+
+Check = Callable[[web.Request], None]
+
+
+def request_check(config: Config) -> Check | None:
+    """Keys when configured; else, unless remote clients are allowed, the DNS-rebinding guard."""
+    if config.api_keys:
+        return key_check(config)
+    if not config.allow_unauthenticated_remote:
+        return host_guard(config)
+    return None
+
+
+class Gate:
+    def __init__(self, config: Config, metrics: Metrics) -> None:
+        self.check = request_check(config)
+        self.cors = bool(config.cors_origins)
+        self.metrics = metrics
+
+    def __call__(self, route: str, handler: Handler) -> Handler:
+        """`handler` behind the checks, errors rendered as the envelope, counted as `route`."""
+        observe = self.metrics.requests.observer(route)
+        check = self.check
+        cors = self.cors
+        clock = time.perf_counter
+
+        async def gated(request: web.Request) -> web.StreamResponse:
+            started = clock()
+            status = 500
+            try:
+                try:
+                    response: web.StreamResponse | None = preflight(request) if cors else None
+                    if response is None:
+                        if check is not None:
+                            check(request)
+                        response = await handler(request)
+                except web.HTTPException as exc:
+                    if exc.status < 400:  # a redirect is an answer, not an error
+                        status = exc.status
+                        raise
+                    response = render(exc)
+                except Exception as exc:  # ApiError, msgspec's, and the last line of defence
+                    response = render(exc)
+                status = response.status
+                return response
+            except asyncio.CancelledError:
+                status = CLIENT_CLOSED
+                raise
+            finally:
+                observe(request.method, status, clock() - started)
+        return gated
+
+
+async def unmatched(request: web.Request) -> web.StreamResponse:
+    """No route matched: 405 if the path exists with other methods, else 404 (what aiohttp's
+    router would say, as the envelope)."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            match, methods = await resource.resolve(request)
+            if match is None:
+                allowed |= methods
+    allowed.discard(hdrs.METH_ANY)
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()

@@ -60,8 +60,8 @@ async def list_message_files(request: web.Request) -> web.Response:
                                  param=name)
         cursors.append(positions[value] if value else None)
     picks, more = page(range(len(files)), p.limit, p.order, cursors[0], cursors[1])
-    items = [encoder.encode(files[i]) for i in picks]
-    return json_response(list_envelope(items, files[picks[0]].id if picks else None,
+    data = b",".join([encoder.encode(files[i]) for i in picks])
+    return json_response(list_envelope(data, files[picks[0]].id if picks else None,
                                        files[picks[-1]].id if picks else None, more))
 
 

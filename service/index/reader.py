@@ -98,22 +98,53 @@ def message_bytes(catalog: Catalog, entry: ThreadEntry, slot: int) -> bytes:
     return serve_line(entry, slot, stored_line(catalog, entry, slot), catalog.lines)
 
 
-def page_bytes(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> list[bytes]:
-    """The served bytes of `slots` (in the order given) with one read of the range they span,
-    or one read each when they are scattered (a run_id filter over a long thread)."""
+def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
+    """The served bytes of `slots` (a page: ascending or descending), joined by commas (a list's
+    `data`), with one read of the range they span, or one read each when they are scattered (a
+    run_id filter over a long thread)."""
     if not slots:
-        return []
+        return b""
     index = entry.messages
-    lo, hi = min(slots), max(slots)
+    lo, hi = (slots[0], slots[-1]) if slots[0] <= slots[-1] else (slots[-1], slots[0])
+    run = len(slots) == hi - lo + 1
     start, stop = index.starts[lo], index.end_of(hi)
-    wanted = sum(index.lengths[s] for s in slots)
-    if stop - start > 4 * wanted + 65536:
-        return [message_bytes(catalog, entry, s) for s in slots]
+    if not run and stop - start > 4 * sum(index.lengths[s] for s in slots) + 65536:
+        return b",".join([message_bytes(catalog, entry, s) for s in slots])
     buf = pread(catalog.read_fd(entry), stop - start, start)
     if len(buf) != stop - start:
         raise Stale(entry.id)
+    if run and index.canon.count(CANONICAL, lo, hi + 1) == len(slots) \
+            and _is_run(entry, lo, hi, buf):
+        if slots[0] == lo:
+            return buf.replace(b"\n", b",")
+        view = memoryview(buf)
+        return b",".join([view[index.starts[s] - start:index.end_of(s) - start] for s in slots])
     out = []
     for s in slots:
         at = index.starts[s] - start
         out.append(serve_line(entry, s, buf[at:at + index.lengths[s]], catalog.lines))
-    return out
+    return b",".join(out)
+
+
+def _is_run(entry: ThreadEntry, lo: int, hi: int, buf: bytes) -> bool:
+    """Whether `buf`, read from slot lo's start to slot hi's end, is exactly those lines one per
+    line, as indexed: then a page of canonical lines is the buffer itself, with no check per line.
+    Each newline must be where the index puts it and there must be no other (the file was not
+    rewritten under the index), and the ends must open with their ids. False also for a gap of
+    corrupt or blank lines between slots: the line-by-line path serves those."""
+    index = entry.messages
+    starts, lengths = index.starts, index.lengths
+    start = starts[lo]
+    at = -1
+    for s in range(lo, hi):  # memchr from each line's start: the next newline ends it
+        at = buf.find(b"\n", at + 1)
+        if at != starts[s] - start + lengths[s]:
+            return False
+    if buf.find(b"\n", at + 1) != -1:
+        return False
+    for slot in (lo, hi):
+        at = starts[slot] - start
+        mid = index.key_at(slot)
+        if buf[at + 7:at + 8 + len(mid)] != mid + b'"' or buf[at:at + 7] != b'{"id":"':
+            return False
+    return buf[-1:] == b"}"

@@ -23,10 +23,11 @@ from ..models import CreateMessage, Message, encoder, output_content
 from ..store.writer import ThreadWriter
 
 
-def list_envelope(items: list[bytes], first: str | None, last: str | None, more: bool) -> bytes:
-    """A list response assembled from already-encoded objects (no decode/encode of the items)."""
+def list_envelope(data: bytes, first: str | None, last: str | None, more: bool) -> bytes:
+    """A list response around `data`, already-encoded objects joined by commas (no decode or
+    encode of the items)."""
     tail = encoder.encode({"first_id": first, "last_id": last, "has_more": more})
-    return b'{"object":"list","data":[' + b",".join(items) + b"]," + tail[1:]
+    return b'{"object":"list","data":[' + data + b"]," + tail[1:]
 
 
 class RepoBase:

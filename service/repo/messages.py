@@ -16,7 +16,7 @@ from ..errors import (
 )
 from ..index.catalog import FileState, ThreadEntry
 from ..index.paging import Order, page
-from ..index.reader import Stale, message_bytes, page_bytes, stored_line
+from ..index.reader import Stale, message_bytes, page_data, stored_line
 from ..models import (
     CreateMessage,
     DeletedMessage,
@@ -60,10 +60,10 @@ class MessageOps(RepoBase):
                 cursors.append(slot)
             seq = range(len(index)) if run_id is None else index.slots_with_run(run_id)
             slots, more = page(seq, limit, order, cursors[0], cursors[1])
-            items = page_bytes(self.catalog, entry, slots)
+            data = page_data(self.catalog, entry, slots)
             first = index.id_at(slots[0]) if slots else None
             last = index.id_at(slots[-1]) if slots else None
-            return list_envelope(items, first, last, more)
+            return list_envelope(data, first, last, more)
         result: bytes = await self._read(thread_id, read)
         return result
 

@@ -67,7 +67,8 @@ class ThreadOps(RepoBase):
                                      param=name)
         slots, more = page(range(len(ordered)), limit, order, cursors[0], cursors[1])
         items = [ordered[i] for i in slots]
-        return list_envelope([e.thread_bytes for e in items], items[0].id if items else None,
+        data = b",".join([e.thread_bytes for e in items])
+        return list_envelope(data, items[0].id if items else None,
                              items[-1].id if items else None, more)
 
     async def create_thread(self, req: CreateThread) -> ThreadEntry:

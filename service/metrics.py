@@ -11,7 +11,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -34,12 +34,19 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 class _StateCollector(Collector):
     """Gauges and counters read from the live state at scrape time."""
 
-    def __init__(self, catalog: Catalog, watch: WatchStats, sse_subscribers: Callable[[], int]):
+    def __init__(self, catalog: Catalog, watch: WatchStats, sse_subscribers: Callable[[], int],
+                 changes: dict[str, int]) -> None:
+        self.changes = changes
         self.catalog = catalog
         self.watch = watch
         self.sse_subscribers = sse_subscribers
 
     def collect(self) -> Iterable[Metric]:
+        changes = CounterMetricFamily("threadline_feed_changes",
+                                      "Change-feed records (any writer) by kind.", labels=["kind"])
+        for kind, count in sorted(self.changes.items()):
+            changes.add_metric([kind], count)
+        yield changes
         threads, messages, corrupt = self.catalog.stats()
         w = self.watch
         yield GaugeMetricFamily("threadline_index_ready", "1 once the start-up index is built.",
@@ -126,18 +133,16 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = RequestStats()
         self.registry.register(self.requests)
-        self.changes = Counter(
-            "threadline_feed_changes", "Change-feed records (any writer) by kind.", ["kind"],
-            registry=self.registry)
+        self.changes: dict[str, int] = {}  # feed records by kind (plain ints: see RequestStats)
         self.fsync = Histogram(
             "threadline_append_fsync_seconds",
             "Time to write and fsync (per the fsync setting) one batch of appended lines.",
             buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.registry.register(_StateCollector(catalog, watch, sse_subscribers))
+        self.registry.register(_StateCollector(catalog, watch, sse_subscribers, self.changes))
         feed.subscribe(self._on_change)
 
     def _on_change(self, change: Change) -> None:
-        self.changes.labels(change.kind).inc()
+        self.changes[change.kind] = self.changes.get(change.kind, 0) + 1
 
     def render(self, accept: str) -> tuple[bytes, str]:
         """The exposition in the format the scraper asks for (Prometheus text or OpenMetrics),

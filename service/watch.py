@@ -21,6 +21,7 @@ from pathlib import Path
 from watchfiles import Change, awatch
 
 from .config import Config
+from .index.catalog import ThreadEntry
 from .index.sync import Indexer, list_thread_ids
 from .store.layout import MESSAGES, THREAD_JSON, thread_id_of
 
@@ -34,6 +35,7 @@ class WatchStats:
     batches: int = 0
     paths: int = 0
     syncs: int = 0
+    unchanged: int = 0  # changes found already indexed (own appends), no sync needed
     errors: int = 0
     last_batch_at: float = 0.0
     last_lag_ms: float = 0.0  # from a batch arriving to its threads being synced
@@ -63,8 +65,11 @@ class Syncer:
             while True:
                 self._dirty.discard(thread_id)
                 try:
-                    await self.indexer.sync(thread_id)
-                    self.stats.syncs += 1
+                    if as_indexed(self.indexer.catalog.get(thread_id)):
+                        self.stats.unchanged += 1
+                    else:
+                        await self.indexer.sync(thread_id)
+                        self.stats.syncs += 1
                 except Exception:
                     self.stats.errors += 1
                     log.exception("watcher: syncing thread %s failed; will retry on its next "
@@ -77,6 +82,23 @@ class Syncer:
     async def drain(self) -> None:
         while self._running:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+
+def as_indexed(entry: ThreadEntry | None) -> bool:
+    """Whether the thread's files are exactly as the index last saw them (by `Indexer.sync`'s own
+    test: same inode, size at the indexed end, same mtime). Most events under load are this
+    server's own appends, already indexed from the bytes it wrote: two stats on the loop then
+    spare a sync's lock and its hop to a worker thread."""
+    if entry is None or entry.file is None or entry.thread_json is None:
+        return False
+    try:
+        st = os.stat(entry.folder / MESSAGES)
+        tj = os.stat(entry.folder / THREAD_JSON)
+    except OSError:
+        return False
+    f, t = entry.file, entry.thread_json
+    return ((st.st_ino, st.st_size, st.st_mtime_ns) == (f.ino, entry.tail.end, f.mtime_ns)
+            and (tj.st_ino, tj.st_size, tj.st_mtime_ns) == (t.ino, t.size, t.mtime_ns))
 
 
 def _relevant(threads_dir: Path) -> object:

@@ -142,6 +142,26 @@ async def test_write_queue_bounds_pending_lines_and_makes_a_flood_wait(
     assert offsets == [sum(len(x) + 1 for x in lines[:i]) for i in range(50)], "order kept"
 
 
+async def test_a_cancelled_append_is_still_written_and_its_batch_answered(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller that goes away (cancelled) while its line is queued: the line is written, the
+    other callers of the batch get their offsets, and the queue's room is given back."""
+    appends = GatedAppends()
+    monkeypatch.setattr(writer_module, "append_lines", appends)
+    writer = ThreadWriter(tmp_path, durable=True, queue_limit=8)
+    lines = [b'{"n":%d}' % i for i in range(3)]
+    calls = [asyncio.create_task(writer.append(line)) for line in lines]
+    await asyncio.to_thread(appends.entered.wait, 5)
+    calls[1].cancel()
+    await asyncio.sleep(0)
+    appends.gate.set()
+    assert await calls[0] == 0 and await calls[2] == 2 * (len(lines[0]) + 1)
+    with pytest.raises(asyncio.CancelledError):
+        await calls[1]
+    assert appends.batches == [3] and writer._queued == 0  # its line went out with the batch
+    assert appends.size == sum(len(x) + 1 for x in lines)
+
+
 async def test_concurrent_appends_share_one_write_and_one_fsync(tmp_path: Path) -> None:
     synced: list[int] = []
     real = os.fdatasync

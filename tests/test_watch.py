@@ -22,6 +22,8 @@ from aiohttp.test_utils import TestClient
 
 from service.app import create_app
 from service.config import Config
+from service.keys import CATALOG
+from service.watch import as_indexed
 from tests.jan import jan_thread
 from tests.procs import APPENDER
 from tests.watchkit import (
@@ -435,3 +437,23 @@ async def test_unreadable_thread_at_start_up_is_skipped_and_logged(
     client = await make_client()
     assert await served_ids(client, "good_thread") == ["msg_good"]
     assert "bad_thread" in caplog.text
+
+
+async def test_own_appends_are_recognised_as_indexed_and_others_are_not(
+        make_client: MakeClient) -> None:
+    """The watcher skips a sync when the files are exactly as indexed (this server's own appends
+    are indexed from the bytes written); anything another program does is synced."""
+    client = await make_client()
+    thread = await (await client.post("/v1/threads", json={})).json()
+    for text in ("one", "two"):
+        resp = await client.post(f"/v1/threads/{thread['id']}/messages",
+                                 json={"role": "user", "content": text})
+        assert resp.status == 200
+    catalog = client.app[CATALOG]
+    await wait_for(lambda: as_indexed(catalog.get(thread["id"])), what="own appends indexed")
+    path = catalog.get(thread["id"]).folder / "messages.jsonl"
+    with open(path, "ab") as f:
+        f.write(b'{"id":"ext_1","role":"user","content":"from elsewhere"}\n')
+    assert not as_indexed(catalog.get(thread["id"]))
+    await wait_for(lambda: len(catalog.get(thread["id"]).messages) == 3, what="the watcher")
+    assert as_indexed(catalog.get(thread["id"]))

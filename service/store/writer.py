@@ -57,7 +57,9 @@ class ThreadWriter:
             self._pending.append((line, fut))
             if self._drain is None or self._drain.done():
                 self._drain = asyncio.create_task(self._run())
-            return await asyncio.shield(fut)
+            # A caller cancelled here cancels only its own future: its line is in the batch and
+            # is written all the same (the drain skips answering a future that is done).
+            return await fut
         finally:
             self._queued -= 1
             self._wake_one()

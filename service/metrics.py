@@ -47,6 +47,16 @@ class _StateCollector(Collector):
         for kind, count in sorted(self.changes.items()):
             changes.add_metric([kind], count)
         yield changes
+        cache = self.catalog.lines
+        yield CounterMetricFamily("threadline_line_cache_hits",
+                                  "Jan-shaped lines served from the cache of normalized lines.",
+                                  value=cache.hits)
+        yield CounterMetricFamily("threadline_line_cache_misses",
+                                  "Jan-shaped lines normalized because the cache lacked them.",
+                                  value=cache.misses)
+        yield GaugeMetricFamily("threadline_line_cache_bytes",
+                                "Bytes of normalized lines held (bounded by line_cache_mb).",
+                                value=cache.size)
         threads, messages, corrupt = self.catalog.stats()
         w = self.watch
         yield GaugeMetricFamily("threadline_index_ready", "1 once the start-up index is built.",

@@ -88,6 +88,13 @@ async def test_index_gauges_count_threads_messages_and_corrupt_lines(
     assert value(samples, "threadline_threads") == 2
     assert value(samples, "threadline_messages") == 3
     assert value(samples, "threadline_corrupt_lines") == 1
+    assert value(samples, "threadline_line_cache_bytes") == 0
+    for _ in range(2):
+        assert (await client.get("/v1/threads/jan_1/messages/m1")).status == 200
+    samples = await scrape(client)
+    assert value(samples, "threadline_line_cache_misses_total") == 1  # normalized once,
+    assert value(samples, "threadline_line_cache_hits_total") == 1  # then served from the cache
+    assert value(samples, "threadline_line_cache_bytes") > 0
 
 
 async def test_another_writers_append_counts_as_watcher_event_and_feed_record(

@@ -194,7 +194,7 @@ def reads(cfg: Settings) -> list[Row]:
                               ("list desc", tl, "list", [*ids, "desc"])]
                 if label == cfg.sizes[0]:
                     # A handler that does no store work: what the app's stack (routing,
-                    # middlewares, access log) costs per request, against the ceiling.
+                    # the gate around each handler) costs per request, against the ceiling.
                     cases.append(("healthz", tl, "path", ["/healthz"]))
                 for rep in range(cfg.repeats):
                     # Alternate the order so drift in the machine's load favours no one.
@@ -229,7 +229,7 @@ def reads(cfg: Settings) -> list[Row]:
                 rows.append(Row("GET /healthz (stack floor)", label, rate(r.rps), rate(ceiling),
                                 vs_hello=pct(div(r.rps, ceiling)),
                                 notes="no store work: the app's own per-request cost (routing, "
-                                      f"middlewares, access log); {_spread(r)}"))
+                                      f"the gate around each handler); {_spread(r)}"))
             for key in ("get", "list asc", "list desc"):
                 if key not in res:
                     continue
@@ -467,19 +467,25 @@ def sse_suite(cfg: Settings, nofile_note: str) -> list[Row]:
     if "error" in rep:
         delivered = f"**delivery not counted: {rep['error']}**"
     rows = []
-    for name, one, every, goal, how in (
-            ("SSE: API create → event", res.api, res.api_all, 5,
+    deliveries = rep.get("delivery_ms", {})
+    for name, kind, one, every, goal, how in (
+            ("SSE: API create → event", "api", res.api, res.api_all, 5,
              "creates by POST (fsync=always)"),
-            ("SSE: external append → event", res.external, res.external_all, 50,
+            ("SSE: external append → event", "external", res.external, res.external_all, 50,
              "Jan-shaped lines appended by another process (through the watcher)")):
         bad = one.timeouts or every.timeouts or complete < n
         status = at_most(one.p99, goal) if not bad else "✗ events missing"
+        spread = {k: f"{v:.1f}" for k, v in (deliveries.get(kind) or {}).items()}
         notes = [f"{len(one.ms) + one.timeouts} {how}, timed to a thread stream read by its own "
-                 "thread (an arbitrary place in the server's fan-out order)",
-                 f"to the last of all {n:,} streams: {_lat(every)} (includes the swarm reading "
-                 f"{n - 1:,} sockets on the client core)",
+                 "thread (the server starts each fan-out at a random stream); arrival is the "
+                 "kernel's receive time on the subscriber's socket",
+                 f"every delivery to the swarm's {n - 1:,} streams: p50 {spread.get('p50', '?')}"
+                 f" / p99 {spread.get('p99', '?')} / max {spread.get('max', '?')} ms",
+                 f"to the last of all {n:,} streams: {_lat(every)}",
                  f"streams: {n - (n - 1) // 2:,} thread + {(n - 1) // 2:,} `/v1/events`",
                  delivered]
+        if kind == "api" and res.api_ack.ms:
+            notes.append(f"POST answered in {_lat(res.api_ack)}")
         if one.timeouts or every.timeouts:
             notes.append(f"**{one.timeouts} (measured) / {every.timeouts} (all) not seen "
                          f"within {fanout.WAIT_S:g} s**")

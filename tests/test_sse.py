@@ -325,3 +325,101 @@ async def test_a_resume_from_far_back_replays_every_message_in_order(server: Tes
         got = [e.json["id"] for e in await events.take(count)]
         assert await events.nothing_for(0.3)
     assert got == sent
+
+
+async def _read_until(reader: asyncio.StreamReader, marker: bytes, timeout: float = 5.0) -> bytes:
+    got = b""
+    while marker not in got:
+        chunk = await asyncio.wait_for(reader.read(65536), timeout)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+async def test_an_http10_stream_is_the_bare_event_stream(server: TestServer) -> None:
+    """HTTP/1.0 has no chunked encoding: live events (written straight to the socket by the
+    fan-out) must carry no chunk framing, exactly as the replayed and queued ones."""
+    thread_id = await new_thread(server)
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(f"GET /v1/threads/{thread_id}/events HTTP/1.0\r\n"
+                     "Host: 127.0.0.1\r\n\r\n".encode())
+        head = await _read_until(reader, b": connected\n\n")
+        assert head.split(b"\r\n", 1)[0].endswith(b" 200 OK"), head
+        assert b"transfer-encoding" not in head.lower()
+        msg = await say(server, thread_id, "over HTTP/1.0")
+        body = head + await _read_until(reader, b"}\n\n")
+    finally:
+        writer.close()
+    frame = body.split(b": connected\n\n", 1)[1]
+    lines = frame.split(b"\n")
+    assert lines[0].startswith(b"id: ") and lines[1] == b"event: thread.message.created"
+    assert json.loads(lines[2][len(b"data: "):]) == msg
+    assert lines[3:] == [b"", b""]
+
+
+async def test_a_stream_whose_client_left_is_unsubscribed(server: TestServer) -> None:
+    hub = server.app[HUB]
+    thread_id = await new_thread(server)
+    async with stream(server, f"/v1/threads/{thread_id}/events") as events:
+        await say(server, thread_id, "one")
+        await events.next()
+        assert len(hub.subscribers) == 1
+    deadline = time.monotonic() + 5
+    while hub.subscribers and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not hub.subscribers
+
+
+async def test_events_wait_for_a_journal_locked_by_another_process(server: TestServer,
+                                                                   data_dir: Path) -> None:
+    """While another process holds the journal's lock the event waits for it (in a worker
+    thread, not on the event loop), then comes with its journal id: resumable after it."""
+    import fcntl
+    thread_id = await new_thread(server)
+    async with stream(server, f"/v1/threads/{thread_id}/events") as events:
+        first = await say(server, thread_id, "before")
+        got_first = await events.next()
+        fd = os.open(data_dir / ".threadline" / "events.jsonl", os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            second = await say(server, thread_id, "while locked")
+            assert await events.nothing_for(0.2)  # no id yet: it waits, the server does not
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            got_second = await events.next()
+        finally:
+            os.close(fd)
+    assert got_first.json["id"] == first["id"] and got_second.json["id"] == second["id"]
+    assert int(got_second.id or 0) > int(got_first.id or 0)
+    async with stream(server, f"/v1/threads/{thread_id}/events",
+                      {"Last-Event-ID": str(got_first.id)}) as events:
+        assert (await events.next()).json["id"] == second["id"]
+        assert await events.nothing_for(0.2)
+
+
+async def test_a_stream_resuming_during_a_fan_out_gets_its_events(server: TestServer) -> None:
+    """A fan-out lets the event loop run between slices of streams; a stream that subscribes to
+    resume meanwhile is not among those it writes to, and must be handed its events anyway."""
+    from service.events.hub import CREATED, Event
+    hub = server.app[HUB]
+    event = Event(CREATED, "7", b'{"id":"m"}', "thread_a", 7, "m")
+    other = Event("thread.updated", "7", b'{"id":"thread_b"}', "thread_b", 0, None)
+    before = hub.subscribe(None)  # there when the fan-out starts
+    seq = hub._seq
+    fanning = asyncio.create_task(hub.fan_out([(seq + 1, event), (seq + 2, other)]))
+    await asyncio.sleep(0)  # the fan-out is under way (it yields before writing)
+    assert not fanning.done()
+    mine = hub.subscribe("thread_a", resuming=True)
+    every = hub.subscribe(None, resuming=True)
+    live = hub.subscribe(None)
+    await fanning
+    try:
+        assert await before.wait() == [event, other]
+        assert await mine.wait() == [event]
+        assert await every.wait() == [event, other]
+        live.poke()
+        assert await live.wait() == []  # it starts from now: nothing from before
+    finally:
+        for sub in (before, mine, every, live):
+            hub.unsubscribe(sub)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp_sse import EventSourceResponse
 
 from ..errors import InvalidRequest
-from ..events.hub import Replay, Subscription
+from ..events.hub import Event, Replay, Subscription, Write
 from ..keys import CONFIG, HUB, REPO
 
 DIRECT_LIMIT = 64 * 1024  # bytes waiting in the transport beyond which fan-out stops writing
@@ -69,18 +69,22 @@ async def _subscribe_and_stream(request: web.Request, thread_id: str | None, las
     return await _stream(request, sub, replay, last)
 
 
-def _direct_writer(transport: Any) -> Callable[[bytes], bool]:
-    """Write a frame as one HTTP chunk straight to the socket, from the hub's fan-out: no task
-    switch per subscriber. Declines when the client is not keeping up (its bytes are still in
-    the kernel's and our buffers): the frame is then queued for the stream's own task, which
-    waits for the client to drain."""
+def _direct_writer(transport: Any, chunked: bool) -> Callable[[Sequence[Event]], Write | None]:
+    """The socket write that sends events, made by the hub's fan-out: no task switch per
+    subscriber. Each event is one HTTP chunk when the response is chunked (HTTP/1.1); an
+    HTTP/1.0 response is the bare event stream. Declines when the client is not keeping up (its
+    bytes are still in the kernel's and our buffers): the events are then queued for the
+    stream's own task, which waits for the client to drain."""
     # Duck-typed: uvloop's transports are not asyncio.WriteTransport subclasses.
-    def write(frame: bytes) -> bool:
+    send = transport.write
+
+    def direct(events: Sequence[Event]) -> Write | None:
         if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_LIMIT:
-            return False
-        transport.write(b"%x\r\n%s\r\n" % (len(frame), frame))
-        return True
-    return write
+            return None
+        if len(events) == 1:
+            return send, events[0].chunk if chunked else events[0].frame
+        return send, b"".join(e.chunk if chunked else e.frame for e in events)
+    return direct
 
 
 async def _stream(request: web.Request, sub: Subscription, replay: list[Replay],
@@ -105,8 +109,11 @@ async def _stream(request: web.Request, sub: Subscription, replay: list[Replay],
                 await resp.write(b"".join(e.frame for e in built))
                 sub.sent_upto = max(sub.sent_upto, *(e.journal_id for e in built))
                 sub.sent_ids.update(e.message_id for e in built)
-        if transport is not None and resp.chunked:
-            sub.direct = _direct_writer(transport)
+        if transport is not None:
+            # aiohttp chunks a response of unknown length for HTTP/1.1 only (`resp.chunked` is
+            # no guide: aiohttp_sse sets it after the headers are out, whatever the version).
+            sub.go_live(_direct_writer(transport, request.version >= HttpVersion11),
+                        transport.is_closing)
         while (events := await sub.wait()) is not None:
             if not events:  # poked: is the client still there?
                 if transport is None or transport.is_closing() or not resp.is_connected():

@@ -9,7 +9,9 @@ the record, so "resume after id N" is "read the journal from N".
 
 Baseline lines (`{"t":thread,"b":last_message_or_null}`) mark where a thread stood when the journal
 began, so a restart can journal exactly the messages written while no Threadline was running.
-Blocking: every method here runs in a worker thread.
+Blocking: every method here runs in a worker thread, except `try_append`, which the event loop
+calls: it never waits for the lock, and what it does under it (no fsync: the journal can be rebuilt
+from the thread files) takes microseconds, far less than a hop to a worker thread and back.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ _encoder = msgspec.json.Encoder()
 Entry = tuple[int, Record]  # (event id: offset just past the record, record)
 
 RECENT = 200_000  # records remembered for de-duplication between processes
+INLINE_CATCH_UP = 64 * 1024  # bytes of other processes' records `try_append` reads on the loop
 
 
 class Journal:
@@ -89,9 +92,27 @@ class Journal:
         """Journal records, unless another process already journaled the same message; return the
         event id of each (its offset end) in order."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        ids = self._append(records, wait=True)
+        assert ids is not None  # waited for the lock
+        return ids
+
+    def try_append(self, records: list[Record]) -> list[int] | None:
+        """`append`, unless another process holds the journal's lock right now (None: call
+        `append` from a worker thread instead). Called on the event loop: it never blocks."""
+        try:
+            return self._append(records, wait=False)
+        except FileNotFoundError:  # the folder is gone: `append` makes it again
+            return None
+
+    def _append(self, records: list[Record], wait: bool) -> list[int] | None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None
+            if not wait and os.fstat(fd).st_size - self.end > INLINE_CATCH_UP:
+                return None  # much written by other processes: read it in a worker thread
             self._catch_up(fd)
             size = os.fstat(fd).st_size
             chunks: list[bytes] = []

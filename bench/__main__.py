@@ -332,6 +332,7 @@ def startup(cfg: Settings) -> list[Row]:
     (empty / "threads").mkdir()
     samples: list[tuple[float, int, int, float, int, int]] = []
     own_rates: list[float] = []
+    readies: list[float] = []
     try:
         for _ in range(cfg.repeats):
             e = procs.threadline("threadline-empty", empty, cfg.server_cpu, cfg.logs, cfg.env)
@@ -341,12 +342,15 @@ def startup(cfg: Settings) -> list[Row]:
             s = procs.threadline(f"threadline-startup-{ds.label}", ds.path, cfg.server_cpu,
                                  cfg.logs, cfg.env)
             with s:
-                t_full = s.start()
+                t_ready = s.start()
+                t_full = s.indexed()  # the id tables, built just after it answers, included
                 rss_f, anon_f = s.rss(), _rss_anon(s.pid)
             m = _READY.search(s.log_path.read_text(errors="replace"))
             if m and float(m.group(2)) > 0:
                 own_rates.append(float(m.group(1)) / float(m.group(2)))
-            say(f"startup {ds.label}: ready in {t_full:.2f} s (empty dir {t_empty:.2f} s), "
+            readies.append(t_ready)
+            say(f"startup {ds.label}: answering in {t_ready:.2f} s, indexed in {t_full:.2f} s "
+                f"(empty dir {t_empty:.2f} s), "
                 f"RSS {rss_f / 1e6:.0f} MB (empty {rss_e / 1e6:.0f} MB)")
             samples.append((t_empty, rss_e, anon_e, t_full, rss_f, anon_f))
     finally:
@@ -365,8 +369,9 @@ def startup(cfg: Settings) -> list[Row]:
     return [
         Row("cold start-up index rate", ds.label, f"{mbps:,.0f} MB/s", target="≥ 500 MB/s",
             status=at_least(mbps, 500),
-            notes=f"{mb:,.0f} MB jsonl; spawn → /healthz 200 in {t_full:.2f} s, minus "
-                  f"{t_empty:.2f} s for an empty data dir{own}; page cache warm"),
+            notes=f"{mb:,.0f} MB jsonl; spawn → index whole (id tables included) in "
+                  f"{t_full:.2f} s, minus {t_empty:.2f} s for an empty data dir (first /healthz "
+                  f"200 at {statistics.median(readies):.2f} s){own}; page cache warm"),
         Row("index memory per message", ds.label, f"{per_msg:,.0f} B", target="≤ 64 B",
             status=at_most(per_msg, 64),
             notes=f"RssAnon after index minus empty data dir, / {ds.messages:,} messages "

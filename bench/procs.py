@@ -7,6 +7,7 @@ the server's). Its output goes to a log file, shown if it fails to start.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -36,6 +38,20 @@ def healthz_status(port: int, timeout: float = 1.0) -> int | None:
         resp.read()
         return resp.status
     except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+def healthz_json(port: int, timeout: float = 1.0) -> dict[str, Any] | None:
+    """The body of a 200 GET /healthz, or None."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        body = resp.read()
+        return json.loads(body) if resp.status == 200 else None  # type: ignore[no-any-return]
+    except (OSError, ValueError):
         return None
     finally:
         conn.close()
@@ -104,6 +120,7 @@ class Server:
         self.env = {**os.environ, **(env or {})}
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.spawned_at = 0.0
 
     @property
     def pid(self) -> int:
@@ -120,7 +137,7 @@ class Server:
             cmd = ["taskset", "-c", str(self.cpu), *cmd]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - the child owns it until stop()
-        started = time.perf_counter()
+        started = self.spawned_at = time.perf_counter()
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
@@ -135,6 +152,17 @@ class Server:
         self.stop()
         raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s")
 
+
+    def indexed(self, timeout: float = 900.0) -> float:
+        """Seconds from spawn until /healthz reports no id table still being built: the index
+        whole (Threadline answers before that; see service/index/messages.py)."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            body = healthz_json(self.port, timeout=5.0)
+            if body is not None and not body.get("id_tables_pending"):
+                return time.perf_counter() - self.spawned_at
+            time.sleep(0.005)
+        raise RuntimeError(f"{self.name}: id tables not built after {timeout:.0f} s")
 
     def rss(self) -> int:
         return rss_bytes(self.pid)

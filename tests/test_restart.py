@@ -12,7 +12,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from service.index.messages import LARGE
 from tests.jan import jan_message, jan_thread, write_thread
+from tests.watchkit import wait_for
 
 OpenClient = Callable[..., Awaitable[TestClient]]
 
@@ -199,3 +201,22 @@ async def test_a_large_thread_is_served_right_after_its_index_is_compacted(
                          {"role": "user", "content": "after compaction"})
     assert (await call(client, "GET", f"/v1/threads/jan_big/messages/{created['id']}"))["id"] \
         == created["id"]
+
+
+async def test_a_large_threads_id_table_is_built_after_start_up_and_healthz_says_when(
+        data_dir: Path, open_client: OpenClient) -> None:
+    """The server answers before the id tables of large threads exist (they are built just
+    after start-up); /healthz counts those still pending, and every id is found meanwhile."""
+    count = LARGE + 100
+    write_thread(data_dir, "jan_big", jan_thread("jan_big"),
+                 [jan_message(f"m{i}", "jan_big", f"text {i}") for i in range(count)])
+    client = await open_client(watch=False)
+    body = await (await client.get("/healthz")).json()
+    assert body["id_tables_pending"] in (0, 1)  # 1 unless the build already finished
+    for mid in ("m0", f"m{count // 2}", f"m{count - 1}"):  # oldest first: may build it here
+        resp = await client.get(f"/v1/threads/jan_big/messages/{mid}")
+        assert resp.status == 200 and (await resp.json())["id"] == mid
+
+    async def built() -> bool:
+        return (await (await client.get("/healthz")).json())["id_tables_pending"] == 0
+    await wait_for(built, what="the id table")

@@ -6,19 +6,33 @@ flag) + the id's bytes + 4 (where they end) + 6 to 11 (hash table at load 1/3 to
 entries): 55 to 60 bytes for a 28-byte `msg_...` id, and no Python object per message. The ids are
 kept so that a message another program removes can still be named in its deletion event.
 Slots are positions in file order; a rewrite of the file builds a fresh index.
+
+The id table is derived from the ids alone, so it need not exist before the server answers: at
+start-up it would cost about a third of the build (a hash and a random write per id, ~0.4 s for 1M
+messages). Until it is built a lookup searches the newest ids (where the start-up journal check
+and most traffic look) and builds the table when the id is not among them; `build_table` also
+runs in a worker thread right after start-up (`Indexer.build`). Appends go on while it is built.
 """
 
 from __future__ import annotations
 
+import threading
 from array import array
+from bisect import bisect_right
+from collections.abc import Iterable
+from itertools import accumulate
 
 _EMPTY = 0
 UNKNOWN, CANONICAL, NORMALIZE = 0, 1, 2
+LARGE = 4096  # indexes of at least this many messages get their table built ahead of need
+RECENT_IDS = 64 << 10  # bytes of the newest ids a lookup searches while there is no table
+RECENT_SEARCHES = 8  # lookups that may search them before one builds the table
+_BLOCK = 4096  # ids hashed per copy of their bytes while filling a table
 
 
 class MessageIndex:
-    __slots__ = ("_id_ends", "_ids", "_mask", "_table", "canon", "corrupt", "crcs", "lengths",
-                 "run_ids", "starts")
+    __slots__ = ("_building", "_id_ends", "_ids", "_lock", "_mask", "_searches", "_spare",
+                 "_table", "canon", "corrupt", "crcs", "lengths", "run_ids", "starts")
 
     def __init__(self) -> None:
         self.starts = array("q")
@@ -29,57 +43,60 @@ class MessageIndex:
         self._id_ends = array("I")  # where each slot's id ends in _ids
         self.run_ids: dict[int, str] = {}  # sparse: most Jan messages have no run
         self.corrupt: list[tuple[int, int]] = []  # (offset, length) of lines that are not messages
-        self._table = array("i", bytes(4 * 8))
-        self._mask = 7
+        self._table: array[int] | None = None  # built on first need (see the module docstring)
+        self._mask = 0
+        self._spare: array[int] | None = None  # room set aside for the table (reserve_table)
+        self._searches = 0  # lookups answered without the table (see find)
+        self._lock = threading.Lock()  # appends, and publishing the table
+        self._building = threading.Lock()  # one table build at a time
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def add(self, start: int, length: int, message_id: str, run_id: str | None, crc: int) -> int:
-        slot = len(self.starts)
         key = message_id.encode(errors="surrogatepass")
-        self.starts.append(start)
-        self.lengths.append(length)
-        self.crcs.append(crc)
-        self.canon.append(UNKNOWN)
-        self._ids += key
-        self._id_ends.append(len(self._ids))
-        if run_id is not None:
-            self.run_ids[slot] = run_id
-        if (slot + 1) * 3 > (self._mask + 1) * 2:
-            self._grow()
-        else:
-            self._insert(hash(key), slot)
+        with self._lock:
+            slot = len(self.starts)
+            self.starts.append(start)
+            self.lengths.append(length)
+            self.crcs.append(crc)
+            self.canon.append(UNKNOWN)
+            self._ids += key
+            self._id_ends.append(len(self._ids))
+            if run_id is not None:
+                self.run_ids[slot] = run_id
+            if self._table is not None:
+                self._insert_from(slot)
         return slot
 
-    def add_many(self, starts: list[int], lengths: list[int], ids: list[str], crcs: list[int],
-                 run_ids: dict[int, str]) -> None:
-        """Append many messages at once (the start-up and tail paths): C-level array extends and
-        one table insert per id. `run_ids` maps positions in these lists to run ids."""
-        first = len(self.starts)
-        keys = [i.encode(errors="surrogatepass") for i in ids]
-        self.starts.extend(starts)
-        self.lengths.extend(lengths)
-        self.crcs.extend(crcs)
-        self.canon.extend(bytes(len(keys)))
-        end = len(self._ids)
-        ends = []
-        for key in keys:
-            end += len(key)
-            ends.append(end)
-        self._ids += b"".join(keys)
-        self._id_ends.extend(ends)
-        for i, run_id in run_ids.items():
-            self.run_ids[first + i] = run_id
-        if len(self.starts) * 3 > (self._mask + 1) * 2:
-            self._grow(first)
-        table = self._table
-        mask = self._mask
-        for slot, key in enumerate(keys, first + 1):  # entries are slot + 1 (0 = empty)
-            i = hash(key) & mask
-            while table[i]:
-                i = (i + 1) & mask
-            table[i] = slot
+    def add_many(self, starts: Iterable[int], lengths: Iterable[int], ids: list[str],
+                 crcs: Iterable[int], run_ids: dict[int, str], text: str | None = None) -> None:
+        """Append many messages at once (the start-up and tail paths): C-level array extends, the
+        ids packed with one join (`text`, when the caller has it). `run_ids` maps positions in
+        these lists to run ids."""
+        if text is None:
+            text = "".join(ids)
+        with self._lock:
+            first = len(self.starts)
+            end = len(self._ids)
+            if text.isascii():  # ids are ASCII in practice: one encode, lengths in characters
+                self._ids += text.encode("ascii")
+                id_ends = list(accumulate(map(len, ids), initial=end))
+            else:
+                keys = [i.encode(errors="surrogatepass") for i in ids]
+                self._ids += b"".join(keys)
+                id_ends = list(accumulate(map(len, keys), initial=end))
+            del id_ends[0]
+            self._id_ends.fromlist(id_ends)
+            # fromlist: for "q" arrays several times faster than extend
+            self.starts.fromlist(starts if isinstance(starts, list) else list(starts))
+            self.lengths.fromlist(lengths if isinstance(lengths, list) else list(lengths))
+            self.crcs.extend(crcs)
+            self.canon.extend(bytes(len(ids)))
+            for i, run_id in run_ids.items():
+                self.run_ids[first + i] = run_id
+            if self._table is not None:
+                self._insert_from(first)
 
     def add_corrupt(self, start: int, length: int) -> None:
         self.corrupt.append((start, length))
@@ -95,9 +112,17 @@ class MessageIndex:
         return self._key(slot).decode(errors="surrogatepass")
 
     def find(self, message_id: str) -> int:
-        """Slot of the last line with this id, or -1."""
+        """Slot of the last line with this id, or -1. With no table yet, the first few lookups
+        search the newest ids first, and the table is built when the id is not among them."""
         key = message_id.encode(errors="surrogatepass")
-        table, mask = self._table, self._mask
+        table = self._table
+        if table is None:
+            if self._searches < RECENT_SEARCHES:  # then a loop over many ids: build it
+                self._searches += 1
+                if (slot := self._find_recent(key)) >= 0:
+                    return slot
+            table = self.build_table()
+        mask = len(table) - 1
         i = hash(key) & mask
         found = -1
         while (entry := table[i]) != _EMPTY:
@@ -106,43 +131,91 @@ class MessageIndex:
             i = (i + 1) & mask
         return found
 
-    def _insert(self, h: int, slot: int) -> None:
-        table, mask = self._table, self._mask
-        i = h & mask
-        while table[i] != _EMPTY:
-            i = (i + 1) & mask
-        table[i] = slot + 1
+    def _find_recent(self, key: bytes) -> int:
+        """The last slot with this id among those whose ids lie in the last RECENT_IDS bytes, by
+        a search of the packed ids (a match must start and end on id boundaries); -1: none."""
+        ids, ends = self._ids, self._id_ends
+        low, high = max(0, len(ids) - RECENT_IDS), len(ids)
+        while key and (at := ids.rfind(key, low, high)) >= 0:
+            slot = bisect_right(ends, at)
+            if (ends[slot - 1] if slot else 0) == at and ends[slot] == at + len(key):
+                return slot
+            high = at + len(key) - 1
+        return -1
+
+    def build_table(self) -> array[int]:
+        """The id table, built now if it is not yet (from any thread). The ids of the slots that
+        exist when it starts never change, so they are entered without holding the lock (appends
+        go on meanwhile and are entered after); readers see the table only once it is complete."""
+        table = self._table
+        if table is not None:
+            return table
+        with self._building:
+            if self._table is not None:
+                return self._table
+            with self._lock:
+                count, spare, self._spare = len(self.starts), self._spare, None
+            size = _table_size(count)
+            table = spare if spare is not None and len(spare) >= size else _zeros(size)
+            self._enter(table, len(table) - 1, 0, count)
+            with self._lock:
+                total = len(self.starts)
+                if total * 3 > len(table) * 2:  # many appends while it was being built
+                    table = _zeros(_table_size(total))
+                    count = 0
+                self._enter(table, len(table) - 1, count, total)
+                self._table, self._mask = table, len(table) - 1
+            return table
+
+    @property
+    def has_table(self) -> bool:
+        return self._table is not None
+
+    def reserve_table(self) -> None:
+        """Set aside the (zeroed) memory of the table the index will need, without building it:
+        so the resident size once an index is built is what it will stay."""
+        with self._lock:
+            if self._table is None:
+                self._spare = _zeros(_table_size(len(self.starts)))
+
+    def _insert_from(self, first: int) -> None:
+        """Enter slots `first`.. into the built table, growing it as needed (caller holds the
+        lock)."""
+        count = len(self.starts)
+        if self._table is None or count * 3 > (self._mask + 1) * 2:
+            table = _zeros(_table_size(count))
+            self._enter(table, len(table) - 1, 0, count)
+            self._table, self._mask = table, len(table) - 1
+        else:
+            self._enter(self._table, self._mask, first, count)
+
+    def _enter(self, table: array[int], mask: int, first: int, count: int) -> None:
+        ends = self._id_ends
+        for block in range(first, count, _BLOCK):
+            last = min(block + _BLOCK, count)
+            base = ends[block - 1] if block else 0
+            keys = bytes(self._ids[base : ends[last - 1]])  # a bytes slice per id from here
+            start = 0
+            for slot in range(block, last):  # entries are slot + 1 (0 = empty)
+                end = ends[slot] - base
+                i = hash(keys[start:end]) & mask
+                start = end
+                while table[i]:
+                    i = (i + 1) & mask
+                table[i] = slot + 1
 
     def compact(self) -> None:
         """Drop the spare room arrays keep for growth (up to an eighth): worth a copy once the
         start-up build is done, for large threads."""
         if len(self.starts) < 10_000:
             return
-        self.starts = array(self.starts.typecode, self.starts)
-        self.lengths = array(self.lengths.typecode, self.lengths)
-        self.crcs = array(self.crcs.typecode, self.crcs)
-        self._id_ends = array(self._id_ends.typecode, self._id_ends)
-        self.canon = bytearray(self.canon)
-        self._ids = bytearray(self._ids)
-
-    def reserve(self, count: int) -> None:
-        """Size the table for `count` messages now, so a large build rehashes nothing."""
-        if count * 3 > (self._mask + 1) * 2:
-            size = self._mask + 1
-            while size * 2 < count * 3:
-                size *= 2
-            self._mask = size // 2 - 1  # _grow doubles from here
-            self._grow()
-
-    def _grow(self, upto: int | None = None) -> None:
-        """A table for every slot, holding the first `upto` of them (default: all)."""
-        size = (self._mask + 1) * 2
-        while size * 2 < len(self.starts) * 3:
-            size *= 2
-        self._table = array("i", bytes(4 * size))
-        self._mask = size - 1
-        for slot in range(len(self.starts) if upto is None else upto):
-            self._insert(hash(self._key(slot)), slot)
+        with self._lock:
+            self.starts = array(self.starts.typecode, self.starts)
+            self.lengths = array(self.lengths.typecode, self.lengths)
+            self.crcs = array(self.crcs.typecode, self.crcs)
+            self._id_ends = array(self._id_ends.typecode, self._id_ends)
+            self.canon = bytearray(self.canon)
+            self._ids = bytearray(self._ids)
 
     def end_of(self, slot: int) -> int:
         return self.starts[slot] + self.lengths[slot]
@@ -151,8 +224,21 @@ class MessageIndex:
         return sorted(slot for slot, rid in self.run_ids.items() if rid == run_id)
 
     def nbytes(self) -> int:
-        """Bytes held by the index for its messages (the arrays and the table)."""
+        """Bytes held by the index for its messages (the arrays and the table, or its room)."""
+        table = self._table if self._table is not None else self._spare
         return (self.starts.itemsize * len(self.starts) + self.lengths.itemsize * len(self.lengths)
                 + len(self.canon) + self.crcs.itemsize * len(self.crcs)
                 + len(self._ids) + self._id_ends.itemsize * len(self._id_ends)
-                + self._table.itemsize * len(self._table))
+                + (4 * len(table) if table is not None else 0))
+
+
+def _zeros(size: int) -> array[int]:
+    return array("i", bytes(4 * size))
+
+
+def _table_size(count: int) -> int:
+    """Entries of a table for `count` slots: a power of two, at load at most 2/3."""
+    size = 8
+    while size * 2 < count * 3:
+        size *= 2
+    return size

@@ -20,7 +20,7 @@ from ..feed import Change, Feed, Kind
 from ..ids import is_thread_id
 from ..store.files import Appended, remove_leftovers
 from .catalog import Catalog, FileState, Tail, ThreadEntry
-from .messages import CANONICAL, MessageIndex
+from .messages import CANONICAL, LARGE, MessageIndex
 from .probe import Probe, Seen, extend, probe
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class Indexer:
         self.catalog = catalog
         self.feed = feed
         self._locks: dict[str, asyncio.Lock] = {}
+        self._tables: asyncio.Task[None] | None = None
 
     def lock(self, thread_id: str) -> asyncio.Lock:
         lock = self._locks.get(thread_id)
@@ -79,7 +80,8 @@ class Indexer:
         for i, thread_id in enumerate(names, 1):
             folder = self.threads_dir / thread_id
             try:
-                result = await loop.run_in_executor(None, probe, folder, thread_id, Seen())
+                result = await loop.run_in_executor(None, probe, folder, thread_id, Seen(),
+                                                    False)
             except Exception:  # one unreadable folder must not keep the server from starting
                 log.exception("indexing: skipped thread %s (the watcher retries it)", thread_id)
                 continue
@@ -97,8 +99,23 @@ class Indexer:
                  threads, messages, corrupt, nbytes / 1e6, elapsed)
         for entry in self.catalog.threads.values():
             entry.messages.compact()
+            entry.messages.reserve_table()
         release_memory()
         self.catalog.ready = True
+        self._tables = asyncio.create_task(self._build_tables())
+
+    async def _build_tables(self) -> None:
+        """Build the id tables the start-up build left out (see messages.py), largest thread
+        first, in a worker thread while the server already answers: a lookup then seldom has to
+        build one on the event loop. Small threads build theirs on first need (microseconds)."""
+        loop = asyncio.get_running_loop()
+        indexes = sorted((entry.messages for entry in self.catalog.threads.values()
+                          if len(entry.messages) >= LARGE), key=len, reverse=True)
+        try:
+            for index in indexes:
+                await loop.run_in_executor(None, index.build_table)
+        except Exception:  # a lookup builds the table itself
+            log.exception("building id tables")
 
     # --- keeping up -----------------------------------------------------------------------------
 

@@ -15,8 +15,10 @@ from typing import Any
 import msgspec
 
 
-class LineView(msgspec.Struct):
-    """The fields of a stored message the index keeps; everything else is skipped by the parser."""
+class LineView(msgspec.Struct, gc=False):
+    """The fields of a stored message the index keeps; everything else is skipped by the parser.
+    Not tracked by the garbage collector (its fields cannot hold it, so it is in no cycle): the
+    start-up build keeps a run of them at once, which would otherwise set off collections."""
 
     id: Any = None
     run_id: Any = None

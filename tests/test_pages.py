@@ -97,3 +97,19 @@ async def test_a_file_rewritten_under_the_index_is_never_served_from_old_offsets
         "one", "two, and now much longer than it was", "three", "four"]
     desc = await _page(client, thread_id, order="desc")
     assert desc["data"] == page["data"][::-1]
+
+
+async def test_a_page_of_cached_jan_lines_is_their_cached_forms_in_either_order(
+        client: TestClient, data_dir: Path) -> None:
+    write_thread(data_dir, "jan_2", jan_thread("jan_2"),
+                 [jan_message(f"j{i}", "jan_2", f"jan {i}") for i in range(6)])
+    first = await _page(client, "jan_2", order="desc", limit="4", after="j5")
+    assert [m["id"] for m in first["data"]] == ["j4", "j3", "j2", "j1"]
+    cache = client.app[CATALOG].lines
+    hits, misses = cache.hits, cache.misses
+    again = await _page(client, "jan_2", order="desc", limit="4", after="j5")
+    assert again == first
+    assert (cache.hits, cache.misses) == (hits + 4, misses)  # one lookup per line, no miss
+    asc = await _page(client, "jan_2", order="asc", limit="4", after="j0")
+    assert [m["id"] for m in asc["data"]] == ["j1", "j2", "j3", "j4"]
+    assert asc["data"] == first["data"][::-1]

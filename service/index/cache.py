@@ -34,6 +34,19 @@ class LineCache:
         self._items.move_to_end(key)
         return value
 
+    def get_run(self, uid: int, generation: int, slots: list[int]) -> list[bytes] | None:
+        """The values of every slot of a page, or None unless all are held (then the caller
+        reads and normalizes as usual, and the misses are counted there)."""
+        items = self._items
+        out = [items.get((uid, generation, s)) for s in slots]
+        if None in out:
+            return None
+        touch = items.move_to_end
+        for s in slots:
+            touch((uid, generation, s))
+        self.hits += len(slots)
+        return out  # type: ignore[return-value]
+
     def put(self, key: Key, value: bytes) -> None:
         if len(value) > self.max_bytes // 8:
             return  # one huge line must not flush everything else

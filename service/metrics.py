@@ -105,9 +105,10 @@ class RequestStats(Collector):
             cell = cells.get(key)
             if cell is None:
                 if method not in METHODS:  # any token is a method: bound the label values
-                    observe("other", status, seconds)
-                    return
-                cell = cells[key] = [0.0] * width
+                    key = ("other", route, status)
+                    cell = cells.get(key)
+                if cell is None:
+                    cell = cells[key] = [0.0] * width
             cell[0] += 1
             cell[1] += seconds
             cell[2 + bisect_left(bounds, seconds)] += 1

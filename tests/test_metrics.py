@@ -145,3 +145,16 @@ async def test_openmetrics_is_served_to_scrapers_that_ask_for_it(client: TestCli
     resp = await client.get("/metrics", headers={"Accept": "application/openmetrics-text"})
     assert resp.content_type == "application/openmetrics-text"
     assert (await resp.text()).rstrip().endswith("# EOF")
+
+
+async def test_a_request_with_an_unknown_method_is_answered_and_counted_as_other(
+        client: TestClient) -> None:
+    """Any token is a method: one outside the standard set gets its envelope and one label."""
+    for _ in range(2):
+        resp = await client.request("PROPFIND", "/v1/threads")
+        assert resp.status == 405
+        assert (await resp.json())["error"]["type"] == "invalid_request_error"
+    samples = await scrape(client)
+    assert value(samples, "threadline_http_requests_total", method="other",
+                 route="unmatched", status="405") == 2
+    assert not any(("method", "PROPFIND") in labels for _, labels in samples)

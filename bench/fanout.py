@@ -94,13 +94,9 @@ class _Swarm:
 
     def wait_all(self, mid: str, timeout: float) -> float | None:
         """`time.monotonic()` when the last of the swarm's streams received `mid`."""
-        deadline = time.monotonic() + timeout
         with self.cond:
-            while mid not in self.done:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
+            if not self.cond.wait_for(lambda: mid in self.done, timeout):
+                return None
             return self.done[mid]
 
     def finish(self, ids: list[str], started: dict[str, dict[str, float]]) -> dict[str, Any]:
@@ -157,13 +153,9 @@ class _Reader(threading.Thread):
                 self.cond.notify_all()
 
     def wait_for(self, mid: str, timeout: float) -> tuple[float, float] | None:
-        deadline = time.monotonic() + timeout
         with self.cond:
-            while mid not in self.seen:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
+            if not self.cond.wait_for(lambda: mid in self.seen, timeout):
+                return None
             return self.seen[mid]
 
     def close(self) -> None:

@@ -124,13 +124,9 @@ class _SseReader(threading.Thread):
         self.sock.close()
 
     def wait_for(self, mid: str, timeout: float) -> float | None:
-        deadline = time.perf_counter() + timeout
         with self.cond:
-            while mid not in self.seen:
-                left = deadline - time.perf_counter()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
+            if not self.cond.wait_for(lambda: mid in self.seen, timeout):
+                return None
             return self.seen[mid]
 
 

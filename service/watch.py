@@ -21,7 +21,6 @@ from pathlib import Path
 from watchfiles import Change, awatch
 
 from .config import Config
-from .index.catalog import ThreadEntry
 from .index.sync import Indexer, list_thread_ids
 from .store.layout import MESSAGES, THREAD_JSON, thread_id_of
 
@@ -65,7 +64,7 @@ class Syncer:
             while True:
                 self._dirty.discard(thread_id)
                 try:
-                    if as_indexed(self.indexer.catalog.get(thread_id)):
+                    if self.indexer.is_current(thread_id):
                         self.stats.unchanged += 1
                     else:
                         await self.indexer.sync(thread_id)
@@ -82,23 +81,6 @@ class Syncer:
     async def drain(self) -> None:
         while self._running:
             await asyncio.gather(*self._running.values(), return_exceptions=True)
-
-
-def as_indexed(entry: ThreadEntry | None) -> bool:
-    """Whether the thread's files are exactly as the index last saw them (by `Indexer.sync`'s own
-    test: same inode, size at the indexed end, same mtime). Most events under load are this
-    server's own appends, already indexed from the bytes it wrote: two stats on the loop then
-    spare a sync's lock and its hop to a worker thread."""
-    if entry is None or entry.file is None or entry.thread_json is None:
-        return False
-    try:
-        st = os.stat(entry.folder / MESSAGES)
-        tj = os.stat(entry.folder / THREAD_JSON)
-    except OSError:
-        return False
-    f, t = entry.file, entry.thread_json
-    return ((st.st_ino, st.st_size, st.st_mtime_ns) == (f.ino, entry.tail.end, f.mtime_ns)
-            and (tj.st_ino, tj.st_size, tj.st_mtime_ns) == (t.ino, t.size, t.mtime_ns))
 
 
 def _relevant(threads_dir: Path) -> object:

@@ -22,8 +22,7 @@ from aiohttp.test_utils import TestClient
 
 from service.app import create_app
 from service.config import Config
-from service.keys import CATALOG
-from service.watch import as_indexed
+from service.keys import CATALOG, INDEXER
 from tests.jan import jan_thread
 from tests.procs import APPENDER
 from tests.watchkit import (
@@ -449,11 +448,11 @@ async def test_own_appends_are_recognised_as_indexed_and_others_are_not(
         resp = await client.post(f"/v1/threads/{thread['id']}/messages",
                                  json={"role": "user", "content": text})
         assert resp.status == 200
-    catalog = client.app[CATALOG]
-    await wait_for(lambda: as_indexed(catalog.get(thread["id"])), what="own appends indexed")
+    catalog, indexer = client.app[CATALOG], client.app[INDEXER]
+    await wait_for(lambda: indexer.is_current(thread["id"]), what="own appends indexed")
     path = catalog.get(thread["id"]).folder / "messages.jsonl"
     with open(path, "ab") as f:
         f.write(b'{"id":"ext_1","role":"user","content":"from elsewhere"}\n')
-    assert not as_indexed(catalog.get(thread["id"]))
+    assert not indexer.is_current(thread["id"])
     await wait_for(lambda: len(catalog.get(thread["id"]).messages) == 3, what="the watcher")
-    assert as_indexed(catalog.get(thread["id"]))
+    assert indexer.is_current(thread["id"])

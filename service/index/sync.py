@@ -21,7 +21,7 @@ from ..ids import is_thread_id
 from ..store.files import Appended, remove_leftovers
 from .catalog import Catalog, FileState, Tail, ThreadEntry
 from .messages import CANONICAL, LARGE, MessageIndex
-from .probe import Probe, Seen, extend, probe
+from .probe import Probe, Seen, as_seen, extend, probe
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,14 @@ class Indexer:
             log.exception("building id tables")
 
     # --- keeping up -----------------------------------------------------------------------------
+
+    def is_current(self, thread_id: str) -> bool:
+        """The thread's files are exactly as indexed, so `sync` would find nothing (most file
+        events under load are this server's own appends, already indexed from the bytes it
+        wrote): two stats on the loop instead of a sync's lock and worker-thread hop."""
+        entry = self.catalog.get(thread_id)
+        return entry is not None and as_seen(
+            entry.folder, Seen(entry.thread_json, entry.file, entry.tail))
 
     async def sync(self, thread_id: str) -> ThreadEntry | None:
         """Re-read what changed in one thread folder; return its entry (None: no such thread)."""

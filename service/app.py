@@ -27,6 +27,7 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build the index before the server accepts traffic; close read descriptors at the end."""
     await app[INDEXER].build()
     yield
+    app[INDEXER].stop()
     app[CATALOG].close()
 
 

@@ -15,6 +15,7 @@ import os
 import threading
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -210,6 +211,41 @@ def test_appends_while_the_table_is_built_in_another_thread_are_found() -> None:
     assert index.has_table
     assert all(index.find(f"b{i}") == 20_000 + i for i in range(3_000))
     assert all(index.find(f"a{i}") == i for i in range(0, 20_000, 97))
+
+
+def test_a_lookup_while_another_thread_builds_the_table_does_not_wait_for_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(messages, "RECENT_IDS", 40)
+    index = ids_index([f"m{i}" for i in range(1000)])
+    with index._building:  # another thread is building the table right now
+        assert index.find("m3") == 3  # an old id: found by searching every id, not by waiting
+        assert index.find("m") == -1 and index.find("nope") == -1
+        assert not index.has_table
+    assert index.find("m3") == 3 and index.has_table
+
+
+def test_many_appends_while_the_table_is_built_grow_it_and_keep_every_id(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    index = ids_index([f"a{i}" for i in range(30)])
+    started, appended = threading.Event(), threading.Event()
+    enter = MessageIndex._enter
+
+    def slow_enter(self: MessageIndex, *args: Any) -> None:  # the first fill waits for appends
+        if not started.is_set():
+            started.set()
+            assert appended.wait(5)
+        enter(self, *args)
+
+    monkeypatch.setattr(MessageIndex, "_enter", slow_enter)
+    builder = threading.Thread(target=index.build_table)
+    builder.start()
+    assert started.wait(5)
+    index.add_many(list(range(500)), [1] * 500, [f"b{i}" for i in range(500)], [0] * 500, {})
+    appended.set()
+    builder.join()
+    assert index.has_table
+    assert all(index.find(f"a{i}") == i for i in range(30))
+    assert all(index.find(f"b{i}") == 30 + i for i in range(500))
 
 
 def test_the_tail_crc_is_the_crc_of_the_last_line() -> None:

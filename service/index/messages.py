@@ -113,15 +113,18 @@ class MessageIndex:
 
     def find(self, message_id: str) -> int:
         """Slot of the last line with this id, or -1. With no table yet, the first few lookups
-        search the newest ids first, and the table is built when the id is not among them."""
+        search the newest ids first, and the table is built when the id is not among them;
+        while another thread is building it, the lookup searches all ids rather than wait."""
         key = message_id.encode(errors="surrogatepass")
         table = self._table
         if table is None:
             if self._searches < RECENT_SEARCHES:  # then a loop over many ids: build it
                 self._searches += 1
-                if (slot := self._find_recent(key)) >= 0:
+                if (slot := self._search(key, len(self._ids) - RECENT_IDS)) >= 0:
                     return slot
-            table = self.build_table()
+            table = self.build_table(wait=False)
+            if table is None:  # being built elsewhere: a byte search (ms) beats the wait
+                return self._search(key, 0)
         mask = len(table) - 1
         i = hash(key) & mask
         found = -1
@@ -131,11 +134,11 @@ class MessageIndex:
             i = (i + 1) & mask
         return found
 
-    def _find_recent(self, key: bytes) -> int:
-        """The last slot with this id among those whose ids lie in the last RECENT_IDS bytes, by
-        a search of the packed ids (a match must start and end on id boundaries); -1: none."""
+    def _search(self, key: bytes, low: int) -> int:
+        """The last slot with this id among those whose ids lie at or after byte `low` of the
+        packed ids, by a search of them (a match must start and end on id boundaries); -1: none."""
         ids, ends = self._ids, self._id_ends
-        low, high = max(0, len(ids) - RECENT_IDS), len(ids)
+        low, high = max(0, low), len(ids)
         while key and (at := ids.rfind(key, low, high)) >= 0:
             slot = bisect_right(ends, at)
             if (ends[slot - 1] if slot else 0) == at and ends[slot] == at + len(key):
@@ -143,14 +146,17 @@ class MessageIndex:
             high = at + len(key) - 1
         return -1
 
-    def build_table(self) -> array[int]:
-        """The id table, built now if it is not yet (from any thread). The ids of the slots that
-        exist when it starts never change, so they are entered without holding the lock (appends
-        go on meanwhile and are entered after); readers see the table only once it is complete."""
+    def build_table(self, wait: bool = True) -> array[int] | None:
+        """The id table, built now if it is not yet (from any thread); None if `wait` is False
+        and another thread is building it. The ids of existing slots never change, so they are
+        entered without holding the lock (appends go on meanwhile); under the lock go only the
+        slots appended since. Readers see the table only once it is complete."""
         table = self._table
         if table is not None:
             return table
-        with self._building:
+        if not self._building.acquire(blocking=wait):
+            return None
+        try:
             if self._table is not None:
                 return self._table
             with self._lock:
@@ -158,14 +164,19 @@ class MessageIndex:
             size = _table_size(count)
             table = spare if spare is not None and len(spare) >= size else _zeros(size)
             self._enter(table, len(table) - 1, 0, count)
-            with self._lock:
-                total = len(self.starts)
-                if total * 3 > len(table) * 2:  # many appends while it was being built
-                    table = _zeros(_table_size(total))
-                    count = 0
-                self._enter(table, len(table) - 1, count, total)
-                self._table, self._mask = table, len(table) - 1
-            return table
+            while True:
+                with self._lock:
+                    total = len(self.starts)
+                    if total * 3 <= len(table) * 2:
+                        self._enter(table, len(table) - 1, count, total)
+                        self._table, self._mask = table, len(table) - 1
+                        return table
+                # Many appends while it was built: a bigger one, filled outside the lock again.
+                table = _zeros(_table_size(total))
+                self._enter(table, len(table) - 1, 0, total)
+                count = total
+        finally:
+            self._building.release()
 
     @property
     def has_table(self) -> bool:

@@ -107,15 +107,24 @@ class Indexer:
     async def _build_tables(self) -> None:
         """Build the id tables the start-up build left out (see messages.py), largest thread
         first, in a worker thread while the server already answers: a lookup then seldom has to
-        build one on the event loop. Small threads build theirs on first need (microseconds)."""
+        build one on the event loop. Small threads build theirs on first need (microseconds).
+        Each thread's index is taken when its turn comes (a full re-read may have replaced it)."""
         loop = asyncio.get_running_loop()
-        indexes = sorted((entry.messages for entry in self.catalog.threads.values()
-                          if len(entry.messages) >= LARGE), key=len, reverse=True)
-        try:
-            for index in indexes:
-                await loop.run_in_executor(None, index.build_table)
-        except Exception:  # a lookup builds the table itself
-            log.exception("building id tables")
+        order = sorted(((len(e.messages), e.id) for e in self.catalog.threads.values()
+                        if len(e.messages) >= LARGE), reverse=True)
+        for _, thread_id in order:
+            entry = self.catalog.get(thread_id)
+            if entry is None or entry.messages.has_table:
+                continue
+            try:
+                await loop.run_in_executor(None, entry.messages.build_table)
+            except Exception:  # a lookup builds that one itself
+                log.exception("building the id table of thread %s", thread_id)
+
+    def stop(self) -> None:
+        """Stop background work (the id tables still to build) at shutdown."""
+        if self._tables is not None:
+            self._tables.cancel()
 
     # --- keeping up -----------------------------------------------------------------------------
 

@@ -81,8 +81,6 @@ def _direct_writer(transport: Any, chunked: bool) -> Callable[[Sequence[Event]],
     def direct(events: Sequence[Event]) -> Write | None:
         if transport.is_closing() or transport.get_write_buffer_size() > DIRECT_LIMIT:
             return None
-        if len(events) == 1:
-            return send, events[0].chunk if chunked else events[0].frame
         return send, b"".join(e.chunk if chunked else e.frame for e in events)
     return direct
 

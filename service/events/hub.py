@@ -97,8 +97,11 @@ class Hub:
         sub = Subscription(thread_id, self.limit)
         sub.after_seq = 0 if resuming else self._seq
         self.subscribers[sub] = None
-        if resuming and self._inflight:  # a fan-out is under way and will not reach it
-            sub.push([e for _, e in self._inflight if thread_id in (None, e.thread_id)])
+        # A fan-out under way will not reach it: it takes that batch's events for its thread.
+        mine = [e for _, e in self._inflight if thread_id in (None, e.thread_id)] if resuming \
+            else []
+        if mine:
+            sub.push(mine)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:

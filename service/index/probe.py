@@ -26,6 +26,8 @@ from ..store.lines import (
     complete_end,
     decode_object,
     line_is_blank,
+    message_id,
+    run_id_of,
 )
 from .catalog import FileState, Tail
 from .messages import MessageIndex
@@ -130,7 +132,7 @@ def _run_ids(recs: list[Any]) -> dict[int, str]:
     """Positions of the lines that carry a run id (a non-empty string), with it."""
     if not any(map(_RUN_ID, recs)):
         return {}
-    return {i: r for i, r in enumerate(map(_RUN_ID, recs)) if isinstance(r, str) and r}
+    return {i: r for i, r in enumerate(map(_RUN_ID, recs)) if run_id_of(r)}
 
 
 def _sift(index: MessageIndex, lines: list[memoryview], recs: list[LineView | None],
@@ -141,16 +143,13 @@ def _sift(index: MessageIndex, lines: list[memoryview], recs: list[LineView | No
     found: tuple[list[int], list[int], list[str], list[int], dict[int, str]] = ([], [], [], [], {})
     f_starts, f_lengths, f_ids, f_crcs, f_run_ids = found
     for line, rec, start in zip(lines, recs, starts, strict=True):
-        mid = None if rec is None else rec.id
-        if mid.__class__ is not str:
-            mid = None if mid is None or isinstance(mid, dict | list) else str(mid)
-        if not mid:
+        mid = None if rec is None else message_id(rec.id)
+        if mid is None:
             if rec is not None or not line_is_blank(line):
                 index.add_corrupt(start, len(line))
             continue
         assert rec is not None
-        run_id = rec.run_id
-        if isinstance(run_id, str) and run_id:
+        if run_id := run_id_of(rec.run_id):
             f_run_ids[len(f_ids)] = run_id
         f_starts.append(start)
         f_lengths.append(len(line))

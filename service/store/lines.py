@@ -87,13 +87,11 @@ def scan(buf: bytes, base: int = 0) -> Iterator[Line]:
         line = view[pos:nl]
         try:
             rec = decode(line)
-            mid = rec.id
-            if mid is None or isinstance(mid, dict | list) or mid == "":
+            mid = message_id(rec.id)
+            if mid is None:
                 yield base + pos, nl - pos, CORRUPT, None, crc32(line)
             else:
-                run_id = rec.run_id
-                yield (base + pos, nl - pos, mid if isinstance(mid, str) else str(mid),
-                       run_id if isinstance(run_id, str) and run_id else None, crc32(line))
+                yield base + pos, nl - pos, mid, run_id_of(rec.run_id), crc32(line)
         except BAD_LINE:
             if not line_is_blank(line):
                 yield base + pos, nl - pos, CORRUPT, None, crc32(line)
@@ -133,12 +131,21 @@ def decode_object(line: bytes) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
+def message_id(raw: Any) -> str | None:
+    """A decoded `id` field as a message id: None (not a message) when missing, empty or not a
+    scalar; a number or a boolean stands for its text."""
+    if raw.__class__ is str:
+        return raw or None
+    return None if raw is None or isinstance(raw, dict | list) else str(raw)
+
+
+def run_id_of(raw: Any) -> str | None:
+    return raw if isinstance(raw, str) and raw else None
+
+
 def line_id(line: bytes) -> str | None:
     """The id of a stored message line, as `scan` would report it (None: not a message)."""
     try:
-        mid = VIEW_DECODER.decode(line).id
+        return message_id(VIEW_DECODER.decode(line).id)
     except BAD_LINE:
         return None
-    if mid is None or isinstance(mid, dict | list) or mid == "":
-        return None
-    return mid if isinstance(mid, str) else str(mid)

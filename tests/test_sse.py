@@ -423,3 +423,24 @@ async def test_a_stream_resuming_during_a_fan_out_gets_its_events(server: TestSe
     finally:
         for sub in (before, mine, every, live):
             hub.unsubscribe(sub)
+
+
+def test_the_journal_closes_a_torn_line_and_reads_what_other_processes_appended(
+        tmp_path: Path) -> None:
+    """Appends on the loop take the file's size once: another process's records are read, a line
+    torn by a crash is closed before the next record, and ids are offsets past each record."""
+    from service.events.journal import Journal, Record
+
+    ours, theirs = Journal(tmp_path), Journal(tmp_path)
+    ours.load()
+    theirs.load()
+    [first] = ours.try_append([Record(t="t1", m="m1")]) or []
+    assert first == ours.path.stat().st_size
+    [second] = theirs.try_append([Record(t="t1", m="m2")]) or []
+    with open(ours.path, "ab") as f:
+        f.write(b'{"t":"t1","m":"m3"')  # a crash mid-record
+    ids = ours.try_append([Record(t="t1", m="m2"), Record(t="t1", m="m4")])
+    assert ids is not None and ids[0] == second  # journaled by the other: same id, not twice
+    lines = ours.path.read_bytes().split(b"\n")
+    assert lines[-3:] == [b'{"t":"t1","m":"m3"', b'{"t":"t1","m":"m4"}', b""]
+    assert ids[1] == ours.path.stat().st_size

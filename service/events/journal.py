@@ -68,14 +68,16 @@ class Journal:
             if len(self._recent) > RECENT:
                 self._recent.popitem(last=False)
 
-    def _catch_up(self, fd: int) -> None:
-        for offset, rec in self._read(fd, self.end):
+    def _catch_up(self, fd: int, size: int | None = None) -> None:
+        for offset, rec in self._read(fd, self.end, size):
             self._remember(offset, rec)
             self.end = offset
 
     @staticmethod
-    def _read(fd: int, start: int) -> list[Entry]:
-        size = os.fstat(fd).st_size
+    def _read(fd: int, start: int, size: int | None = None) -> list[Entry]:
+        """The whole records from `start` to `size` (default: the file's size now)."""
+        if size is None:
+            size = os.fstat(fd).st_size
         if size <= start:
             return []
         data = os.pread(fd, size - start, start)
@@ -111,12 +113,13 @@ class Journal:
                 fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return None
-            if not wait and os.fstat(fd).st_size - self.end > INLINE_CATCH_UP:
+            size = os.fstat(fd).st_size  # under the lock: nobody else appends meanwhile
+            if not wait and size - self.end > INLINE_CATCH_UP:
                 return None  # much written by other processes: read it in a worker thread
-            self._catch_up(fd)
-            size = os.fstat(fd).st_size
+            self._catch_up(fd, size)
             chunks: list[bytes] = []
-            if size and os.pread(fd, 1, size - 1) != b"\n":
+            # Past the last record read there is at most a torn or unreadable line.
+            if size != self.end and os.pread(fd, 1, size - 1) != b"\n":
                 chunks.append(b"\n")  # close a torn line left by a crash
                 size += 1
             ids: list[int] = []

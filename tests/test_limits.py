@@ -123,14 +123,22 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> Non
         await asyncio.sleep(0)
 
 
-async def test_write_queue_bounds_pending_lines_and_makes_a_flood_wait(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def appending_behind_a_gate(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, count: int, limit: int
+) -> tuple[GatedAppends, ThreadWriter, list[bytes], list[asyncio.Task[int]]]:
+    """`count` concurrent appends to a writer whose first write blocks until the gate opens."""
     appends = GatedAppends()
     monkeypatch.setattr(writer_module, "append_lines", appends)
-    writer = ThreadWriter(tmp_path, durable=True, queue_limit=4)
-    lines = [b'{"n":%d}' % i for i in range(50)]
+    writer = ThreadWriter(tmp_path, durable=True, queue_limit=limit)
+    lines = [b'{"n":%d}' % i for i in range(count)]
     calls = [asyncio.create_task(writer.append(line)) for line in lines]
     await asyncio.to_thread(appends.entered.wait, 5)
+    return appends, writer, lines, calls
+
+
+async def test_write_queue_bounds_pending_lines_and_makes_a_flood_wait(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    appends, writer, lines, calls = await appending_behind_a_gate(tmp_path, monkeypatch, 50, 4)
     await wait_until(lambda: sum(not t.done() for t in calls) == 50 and len(appends.batches) == 1
                      and writer._queued == 4)
     # One batch is being written; no more than the limit is held in memory, the rest wait.
@@ -146,12 +154,7 @@ async def test_a_cancelled_append_is_still_written_and_its_batch_answered(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A caller that goes away (cancelled) while its line is queued: the line is written, the
     other callers of the batch get their offsets, and the queue's room is given back."""
-    appends = GatedAppends()
-    monkeypatch.setattr(writer_module, "append_lines", appends)
-    writer = ThreadWriter(tmp_path, durable=True, queue_limit=8)
-    lines = [b'{"n":%d}' % i for i in range(3)]
-    calls = [asyncio.create_task(writer.append(line)) for line in lines]
-    await asyncio.to_thread(appends.entered.wait, 5)
+    appends, writer, lines, calls = await appending_behind_a_gate(tmp_path, monkeypatch, 3, 8)
     calls[1].cancel()
     await asyncio.sleep(0)
     appends.gate.set()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import operator
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from ..store.lines import (
     VIEW_DECODER,
     LineView,
     complete_end,
+    crc32,
     decode_object,
     line_is_blank,
     message_id,
@@ -105,7 +105,7 @@ def _index_lines(index: MessageIndex, lines: list[memoryview], starts: list[int]
     ids: list[Any] = [] if unparsed else list(map(_ID, recs))
     text = None if unparsed else _joined_ids(ids)
     if text is not None:  # the rule: every line a message with a plain string id
-        index.add_many(starts, lengths, ids, map(zlib.crc32, lines), _run_ids(recs), text)
+        index.add_many(starts, lengths, ids, map(crc32, lines), _run_ids(recs), text)
     else:
         starts, lengths, ids, crcs, run_ids = _sift(index, lines, recs, starts)
         if ids:
@@ -154,7 +154,7 @@ def _sift(index: MessageIndex, lines: list[memoryview], recs: list[LineView | No
         f_starts.append(start)
         f_lengths.append(len(line))
         f_ids.append(mid)
-        f_crcs.append(zlib.crc32(line))
+        f_crcs.append(crc32(line))
     return found
 
 
@@ -175,7 +175,7 @@ def _set_tail(tail: Tail, data: bytes | bytearray, view: memoryview, base: int, 
         start = data.rfind(b"\n", 0, nl) + 1
         line = view[start:nl]
         if not line_is_blank(line):
-            tail.start, tail.length, tail.crc = base + start, nl - start, zlib.crc32(line)
+            tail.start, tail.length, tail.crc = base + start, nl - start, crc32(line)
             break
         if start == 0:
             break
@@ -265,7 +265,7 @@ def _probe_messages(folder: Path, seen: Seen, probe: Probe, table: bool) -> None
                 data = _read_from(fd, tail.start)
                 head = tail.end - tail.start
                 if tail.end == 0 or (data[head - 1 : head] == b"\n"
-                                     and zlib.crc32(data[: tail.length]) == tail.crc):
+                                     and crc32(data[: tail.length]) == tail.crc):
                     probe.kind, probe.base, probe.data = "tail", tail.end, data[head:]
                     return
         probe.kind = "full"

@@ -8,12 +8,10 @@ cache holds, cheaper than a hop to a worker thread (see bench/ for the measureme
 
 from __future__ import annotations
 
-import zlib
-
 from ..models import encoder, message_decoder
 from ..store import normalize
 from ..store.files import pread
-from ..store.lines import BAD_LINE, decode_object, line_id
+from ..store.lines import BAD_LINE, crc32, decode_object, line_id
 from .cache import LineCache
 from .catalog import Catalog, ThreadEntry
 from .messages import CANONICAL, NORMALIZE, UNKNOWN
@@ -63,7 +61,7 @@ def _normalized(entry: ThreadEntry, slot: int, raw: bytes) -> bytes:
         # Indexed as a message, yet the full parse fails (an integer of thousands of digits in
         # a field the index skips): serve what can be read, unless it is not the indexed line.
         mid = line_id(raw)
-        if mid is None and zlib.crc32(raw) == index.crcs[slot]:
+        if mid is None and crc32(raw) == index.crcs[slot]:
             # The very line the index took for a message, yet unreadable here: nested so deep
             # that the parser, which shares Python's recursion budget, fails on this deeper
             # stack where it succeeded in the indexer's shallow one. Serve what the index knows.

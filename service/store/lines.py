@@ -8,12 +8,15 @@ indexing never builds the message itself.
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
+try:  # ISA-L's CRC-32: the same checksum as zlib's, about five times as fast (start-up index)
+    from isal.isal_zlib import crc32
+except ImportError:  # pragma: no cover - a platform without an isal wheel
+    from zlib import crc32
 
 class LineView(msgspec.Struct, gc=False):
     """The fields of a stored message the index keeps; everything else is skipped by the parser.
@@ -81,7 +84,6 @@ def scan(buf: bytes, base: int = 0) -> Iterator[Line]:
     pos = 0
     find = buf.find
     decode = VIEW_DECODER.decode
-    crc32 = zlib.crc32
     while pos < end:
         nl = find(b"\n", pos)
         line = view[pos:nl]

@@ -14,9 +14,9 @@ from typing import Any
 import msgspec
 
 try:  # ISA-L's CRC-32: the same checksum as zlib's, about five times as fast (start-up index)
-    from isal.isal_zlib import crc32
+    from isal.isal_zlib import crc32 as crc32
 except ImportError:  # pragma: no cover - a platform without an isal wheel
-    from zlib import crc32
+    from zlib import crc32 as crc32
 
 class LineView(msgspec.Struct, gc=False):
     """The fields of a stored message the index keeps; everything else is skipped by the parser.

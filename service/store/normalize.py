@@ -49,8 +49,11 @@ _DETAILS = {"auto", "low", "high"}
 
 
 def _dumps(value: Any) -> str:
-    """A JSON value kept as text. Total like everything here: a value nested past what the
-    recursion budget left at this stack depth allows becomes ""."""
+    """A JSON value kept as text, as `json.dumps` writes it. Total like everything here: a value
+    nested past what the recursion budget left at this stack depth allows becomes ""."""
+    kind = value.__class__
+    if kind is int or (kind is float and value - value == 0):  # finite: json.dumps is repr
+        return repr(value)
     try:
         return json.dumps(value)
     except RecursionError:
@@ -59,6 +62,10 @@ def _dumps(value: Any) -> str:
 
 def seconds(value: Any) -> int | None:
     """A timestamp in seconds from int/float seconds or milliseconds (> 1e12 means ms)."""
+    if value is None:
+        return None
+    if value.__class__ is int and 0 <= value <= 1e12:  # the common case, in seconds
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         if isinstance(value, str):
             try:
@@ -75,9 +82,10 @@ def seconds(value: Any) -> int | None:
 
 
 def created_seconds(obj: dict[str, Any]) -> int:
+    get = obj.get
     for key in ("created_at", "created", "updated", "updated_at"):
-        ts = seconds(obj.get(key))
-        if ts is not None:
+        value = get(key)
+        if value is not None and (ts := seconds(value)) is not None:
             return ts
     return 0
 
@@ -89,9 +97,9 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def metadata(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
+    if not value or value.__class__ is not dict:
         return {}
-    return {str(k): v if isinstance(v, str) else _dumps(v) for k, v in value.items()}
+    return {k: v if v.__class__ is str else _dumps(v) for k, v in value.items()}
 
 
 def _detail(obj: dict[str, Any]) -> Any:
@@ -171,7 +179,7 @@ def content(value: Any) -> list[ContentPart]:
 
 def _attachments(value: Any) -> list[Attachment]:
     out: list[Attachment] = []
-    if not isinstance(value, list):
+    if not value or not isinstance(value, list):
         return out
     for item in value:
         if isinstance(item, dict) and isinstance(item.get("file_id"), str) and item["file_id"]:
@@ -196,25 +204,26 @@ def file_ids(obj: dict[str, Any]) -> list[str]:
 
 def message(obj: dict[str, Any], thread_id: str) -> Message:
     """A stored message object (any Jan shape) as the canonical OpenAI v2 message."""
-    status = obj.get("status", "completed")
-    status = _STATUS.get(status, "completed") if isinstance(status, str) else "completed"
-    details = obj.get("incomplete_details")
-    reason = details.get("reason") if isinstance(details, dict) else None
+    get = obj.get
+    status = get("status", "completed")
+    status = _STATUS.get(status, "completed") if status.__class__ is str else "completed"
+    details = get("incomplete_details")
+    reason = details.get("reason") if details.__class__ is dict else None
     return Message(
-        id=str(obj.get("id")),
+        id=str(get("id")),
         created_at=created_seconds(obj),
         thread_id=thread_id,
         status=status,  # type: ignore[arg-type]
         incomplete_details=(IncompleteDetails(reason=reason)  # type: ignore[arg-type]
                             if isinstance(reason, str) and reason in _REASONS else None),
-        completed_at=seconds(obj.get("completed_at")),
-        incomplete_at=seconds(obj.get("incomplete_at")),
-        role="user" if obj.get("role") == "user" else "assistant",
-        content=content(obj.get("content")),
-        assistant_id=_str_or_none(obj.get("assistant_id")),
-        run_id=_str_or_none(obj.get("run_id")),
-        attachments=_attachments(obj.get("attachments")),
-        metadata=metadata(obj.get("metadata")),
+        completed_at=seconds(get("completed_at")),
+        incomplete_at=seconds(get("incomplete_at")),
+        role="user" if get("role") == "user" else "assistant",
+        content=content(get("content")),
+        assistant_id=_str_or_none(get("assistant_id")),
+        run_id=_str_or_none(get("run_id")),
+        attachments=_attachments(get("attachments")),
+        metadata=metadata(get("metadata")),
     )
 
 

@@ -8,10 +8,11 @@ cache holds, cheaper than a hop to a worker thread (see bench/ for the measureme
 
 from __future__ import annotations
 
-from ..models import encoder, message_decoder
+from ..models import encoder
 from ..store import normalize
 from ..store.files import pread
-from ..store.lines import BAD_LINE, crc32, decode_object, line_id
+from ..store.lines import crc32, decode_object, line_id
+from . import canon
 from .cache import LineCache
 from .catalog import Catalog, ThreadEntry
 from .messages import CANONICAL, NORMALIZE, UNKNOWN
@@ -35,14 +36,9 @@ def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | Non
             return raw
         raise Stale(entry.id)
     if flag == UNKNOWN:
-        try:
-            msg = message_decoder.decode(raw)
-            if (msg.thread_id == entry.id and msg.id == index.id_at(slot)
-                    and encoder.encode(msg) == raw):
-                index.canon[slot] = CANONICAL
-                return raw
-        except BAD_LINE:
-            pass
+        if canon.line(raw, entry.id, index.key_at(slot)):
+            index.canon[slot] = CANONICAL
+            return raw
         index.canon[slot] = NORMALIZE
     if cache is None:
         return _normalized(entry, slot, raw)
@@ -116,8 +112,7 @@ def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
     buf = pread(catalog.read_fd(entry), stop - start, start)
     if len(buf) != stop - start:
         raise Stale(entry.id)
-    if run and index.canon.count(CANONICAL, lo, hi + 1) == len(slots) \
-            and _is_run(entry, lo, hi, buf):
+    if run and _all_canonical(entry, lo, hi, buf):
         if slots[0] == lo:
             return buf.replace(b"\n", b",")
         view = memoryview(buf)
@@ -127,6 +122,26 @@ def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
         at = index.starts[s] - start
         out.append(serve_line(entry, s, buf[at:at + index.lengths[s]], catalog.lines))
     return b",".join(out)
+
+
+def _all_canonical(entry: ThreadEntry, lo: int, hi: int, buf: bytes) -> bool:
+    """Whether slots lo..hi, read into `buf`, are all canonical lines, one per line: known to be,
+    or, when none is known not to be, found to be now (one test for the page)."""
+    flags = entry.messages.canon
+    known = flags.count(CANONICAL, lo, hi + 1)
+    if known != hi - lo + 1 and flags.count(NORMALIZE, lo, hi + 1):
+        return False
+    index = entry.messages
+    if not known and not canon.may_be(buf, index.key_at(lo)):
+        return False  # a page of Jan-shaped lines: no need to look further
+    if not _is_run(entry, lo, hi, buf):
+        return False
+    if known == hi - lo + 1:
+        return True
+    if not canon.page(buf, entry.id, [index.key_at(s) for s in range(lo, hi + 1)]):
+        return False
+    flags[lo:hi + 1] = bytes([CANONICAL]) * (hi - lo + 1)
+    return True
 
 
 def _is_run(entry: ThreadEntry, lo: int, hi: int, buf: bytes) -> bool:

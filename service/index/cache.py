@@ -1,6 +1,6 @@
 """The served form of lines that are not stored canonical, kept for reuse, bounded in bytes.
 
-A Jan-shaped line costs a decode, a normalization and an encode (about 13 µs for a 1 KB line)
+A Jan-shaped line costs a decode, a normalization and an encode (about 9 µs for a 1 KB line)
 each time it is served; a canonical line costs nothing. Remembering the normalized bytes of recently
 served lines makes the lines people actually page through as cheap as canonical ones. Keys carry
 the thread entry's unique number and its generation, so a rewrite (which renumbers slots) or a

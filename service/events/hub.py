@@ -52,7 +52,6 @@ class Hub:
         self._seq = 0  # changes received from the feed so far
         self._wake = asyncio.Event()
         self._inflight: list[tuple[int, Event]] = []  # the batch being fanned out
-        self._rng = random.Random()
         self._pump_task: asyncio.Task[None] | None = None
         self._poke_task: asyncio.Task[None] | None = None
         feed.subscribe(self._on_change)
@@ -181,7 +180,7 @@ class Hub:
         subs = tuple(self.subscribers)
         if not subs:
             return
-        first = self._rng.randrange(len(subs))
+        first = random.randrange(len(subs))
         subs = subs[first:] + subs[:first]
         every = [e for _, e in events]
         by_thread: dict[str, list[Event]] = {}

@@ -31,7 +31,7 @@ _BLOCK = 4096  # ids hashed per copy of their bytes while filling a table
 
 
 class MessageIndex:
-    __slots__ = ("_building", "_id_ends", "_ids", "_lock", "_mask", "_searches", "_spare",
+    __slots__ = ("_building", "_id_ends", "_ids", "_lock", "_searches", "_spare",
                  "_table", "canon", "corrupt", "crcs", "lengths", "run_ids", "starts")
 
     def __init__(self) -> None:
@@ -44,7 +44,6 @@ class MessageIndex:
         self.run_ids: dict[int, str] = {}  # sparse: most Jan messages have no run
         self.corrupt: list[tuple[int, int]] = []  # (offset, length) of lines that are not messages
         self._table: array[int] | None = None  # built on first need (see the module docstring)
-        self._mask = 0
         self._spare: array[int] | None = None  # room set aside for the table (reserve_table)
         self._searches = 0  # lookups answered without the table (see find)
         self._lock = threading.Lock()  # appends, and publishing the table
@@ -169,7 +168,7 @@ class MessageIndex:
                     total = len(self.starts)
                     if total * 3 <= len(table) * 2:
                         self._enter(table, len(table) - 1, count, total)
-                        self._table, self._mask = table, len(table) - 1
+                        self._table = table
                         return table
                 # Many appends while it was built: a bigger one, filled outside the lock again.
                 table = _zeros(_table_size(total))
@@ -191,14 +190,16 @@ class MessageIndex:
 
     def _insert_from(self, first: int) -> None:
         """Enter slots `first`.. into the built table, growing it as needed (caller holds the
-        lock)."""
+        lock, and the table exists)."""
         count = len(self.starts)
-        if self._table is None or count * 3 > (self._mask + 1) * 2:
+        table = self._table
+        assert table is not None
+        if count * 3 > len(table) * 2:
             table = _zeros(_table_size(count))
             self._enter(table, len(table) - 1, 0, count)
-            self._table, self._mask = table, len(table) - 1
+            self._table = table
         else:
-            self._enter(self._table, self._mask, first, count)
+            self._enter(table, len(table) - 1, first, count)
 
     def _enter(self, table: array[int], mask: int, first: int, count: int) -> None:
         ends = self._id_ends

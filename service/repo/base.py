@@ -27,7 +27,7 @@ def list_envelope(data: bytes, first: str | None, last: str | None, more: bool) 
     """A list response around `data`, already-encoded objects joined by commas (no decode or
     encode of the items)."""
     tail = encoder.encode({"first_id": first, "last_id": last, "has_more": more})
-    return b'{"object":"list","data":[' + data + b"]," + tail[1:]
+    return b"".join((b'{"object":"list","data":[', data, b"],", memoryview(tail)[1:]))
 
 
 class RepoBase:

@@ -127,9 +127,13 @@ class MessageIndex:
         mask = len(table) - 1
         i = hash(key) & mask
         found = -1
-        while (entry := table[i]) != _EMPTY:
-            if entry - 1 > found and self._key(entry - 1) == key:
-                found = entry - 1
+        ids, ends, size = self._ids, self._id_ends, len(key)
+        while (entry := table[i]) != _EMPTY:  # entries are slot + 1
+            if entry > found + 1:  # compared in place: no copy of each candidate's id
+                end = ends[entry - 1]
+                start = ends[entry - 2] if entry > 1 else 0
+                if end - start == size and ids.startswith(key, start):
+                    found = entry - 1
             i = (i + 1) & mask
         return found
 

@@ -81,7 +81,10 @@ class RepoBase:
     async def _read(self, thread_id: str, fn: Any, *args: Any) -> Any:
         """Run a read; if the file changed under the index, or the message is not (yet) in it,
         sync once and run it again."""
-        entry = await self.thread(thread_id)
+        # A thread in the catalog passed `is_thread_id` on its way in: no check, no await.
+        entry = self.catalog.get(thread_id)
+        if entry is None:
+            entry = await self.thread(thread_id)
         try:
             return fn(entry, *args)
         except (Stale, FileNotFoundError, UnknownMessage):

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.index import messages, probe
+from service.index import build, messages
 from service.index.catalog import Tail
 from service.index.messages import MessageIndex
 from service.store.lines import scan
@@ -97,10 +97,10 @@ def check(index: MessageIndex, tail: Tail, data: bytes, base: int) -> None:
 @pytest.mark.parametrize("group", [1, 40, 300, 1 << 18])
 def test_extend_indexes_what_the_line_reader_reads(monkeypatch: pytest.MonkeyPatch,
                                                    group: int) -> None:
-    monkeypatch.setattr(probe, "GROUP", group)
+    monkeypatch.setattr(build, "GROUP", group)
     data = b"\n".join(ODD_LINES * 3) + b'\n{"id":"half-written'
     index, tail = MessageIndex(), Tail()
-    probe.extend(index, data, 1000, tail)
+    build.extend(index, data, 1000, tail)
     check(index, tail, data, 1000)
 
 
@@ -108,7 +108,7 @@ def test_extend_reports_the_messages_it_adds_in_file_order() -> None:
     data = b"\n".join(ODD_LINES) + b"\n"
     index, tail = MessageIndex(), Tail()
     created: list[tuple[int, int, str]] = []
-    probe.extend(index, data, 5, tail, created)
+    build.extend(index, data, 5, tail, created)
     assert created == [(start, length, mid) for start, length, mid, _ in reference(data, 5)[0]]
 
 
@@ -116,10 +116,10 @@ def test_extend_stops_at_stop_and_appends_after_what_is_indexed() -> None:
     first = b'{"id":"a"}\n{"id":"b"}\n\n  \n'
     second = b'{"id":"c","run_id":"r"}\nnot json\n{"id":"a"}\n'
     index, tail = MessageIndex(), Tail()
-    probe.extend(index, first + b'{"id":"x"}\n', 0, tail, stop=len(first))
+    build.extend(index, first + b'{"id":"x"}\n', 0, tail, stop=len(first))
     assert tail.end == len(first) and (tail.start, tail.length) == (11, 10)  # blank lines skipped
     index.build_table()  # later appends go into a built table
-    probe.extend(index, second, len(first), tail)
+    build.extend(index, second, len(first), tail)
     check(index, tail, first + second, 0)
     assert index.find("a") == 3 and index.run_ids == {2: "r"}
 
@@ -127,15 +127,15 @@ def test_extend_stops_at_stop_and_appends_after_what_is_indexed() -> None:
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
 def test_index_file_cuts_reads_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         chunk: int) -> None:
-    monkeypatch.setattr(probe, "CHUNK", chunk)
-    monkeypatch.setattr(probe, "GROUP", 50)
+    monkeypatch.setattr(build, "CHUNK", chunk)
+    monkeypatch.setattr(build, "GROUP", 50)
     long_line = json.dumps({"id": "long", "text": "x" * 5000}).encode()  # longer than the reads
     data = b"\n".join([*ODD_LINES, long_line, *ODD_LINES]) + b'\n{"id":"half'
     path = tmp_path / "messages.jsonl"
     path.write_bytes(data)
     fd = os.open(path, os.O_RDONLY)
     try:
-        index, tail = probe.index_file(fd)
+        index, tail = build.index_file(fd)
     finally:
         os.close(fd)
     assert not index.has_table  # built later, by a lookup or after start-up
@@ -155,13 +155,13 @@ def clear_of_the_depth_limit(data: bytes) -> bytes:
        st.integers(min_value=0, max_value=10**12))
 def test_extend_agrees_with_the_line_reader_on_anything(data: bytes, group: int, base: int
                                                         ) -> None:
-    saved = probe.GROUP
-    probe.GROUP = group
+    saved = build.GROUP
+    build.GROUP = group
     try:
         index, tail = MessageIndex(), Tail()
-        probe.extend(index, data, base, tail)
+        build.extend(index, data, base, tail)
     finally:
-        probe.GROUP = saved
+        build.GROUP = saved
     check(index, tail, data, base)
 
 
@@ -251,5 +251,5 @@ def test_many_appends_while_the_table_is_built_grow_it_and_keep_every_id(
 def test_the_tail_crc_is_the_crc_of_the_last_line() -> None:
     data = b'{"id":"a"}\n{"id":"b","x":1}\n'
     index, tail = MessageIndex(), Tail()
-    probe.extend(index, data, 0, tail)
+    build.extend(index, data, 0, tail)
     assert tail.crc == zlib.crc32(b'{"id":"b","x":1}') == index.crcs[1]

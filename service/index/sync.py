@@ -19,9 +19,10 @@ from pathlib import Path
 from ..feed import Change, Feed, Kind
 from ..ids import is_thread_id
 from ..store.files import Appended, remove_leftovers
+from .build import extend
 from .catalog import Catalog, FileState, Tail, ThreadEntry
 from .messages import CANONICAL, LARGE, MessageIndex
-from .probe import Probe, Seen, as_seen, extend, probe
+from .probe import Probe, Seen, as_seen, probe
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ def healthz_json(port: int, timeout: float = 1.0) -> dict[str, Any] | None:
         conn.request("GET", "/healthz")
         resp = conn.getresponse()
         body = resp.read()
-        return json.loads(body) if resp.status == 200 else None  # type: ignore[no-any-return]
+        return json.loads(body) if resp.status == 200 else None
     except (OSError, ValueError):
         return None
     finally:

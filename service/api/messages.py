@@ -9,7 +9,7 @@ from ..index.paging import page
 from ..keys import REPO
 from ..models import CreateMessage, ModifyMessage, encoder
 from ..repo import list_envelope
-from .request import ListParams, json_body, json_response
+from .request import ListParams, json_body, json_response, query
 
 
 def _ids(request: web.Request) -> tuple[str, str]:
@@ -25,8 +25,9 @@ async def create_message(request: web.Request) -> web.Response:
 
 
 async def list_messages(request: web.Request) -> web.Response:
-    p = ListParams(request.query)
-    run_id = request.query.get("run_id") or None
+    params = query(request)
+    p = ListParams(params)
+    run_id = params.get("run_id") or None
     body = await request.app[REPO].list_messages(request.match_info["thread_id"], p.limit,
                                                  p.order, p.after, p.before, run_id)
     return json_response(body)
@@ -49,7 +50,7 @@ async def delete_message(request: web.Request) -> web.Response:
 
 
 async def list_message_files(request: web.Request) -> web.Response:
-    p = ListParams(request.query)
+    p = ListParams(query(request))
     files = await request.app[REPO].message_files(*_ids(request))
     ids = [f.id for f in files]
     positions = {f: i for i, f in enumerate(ids)}

@@ -17,6 +17,7 @@ from aiohttp_sse import EventSourceResponse
 from ..errors import InvalidRequest
 from ..events.hub import Event, Replay, Subscription, Write
 from ..keys import CONFIG, HUB, REPO
+from .request import query
 
 DIRECT_LIMIT = 64 * 1024  # bytes waiting in the transport beyond which fan-out stops writing
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ SEND_TIMEOUT = 10.0  # a client that accepts nothing for this long is cut off (i
 
 
 def _last_event_id(request: web.Request) -> int | None:
-    raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    raw = request.headers.get("Last-Event-ID") or query(request).get("last_event_id")
     if not raw:
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
@@ -39,7 +40,7 @@ async def thread_events(request: web.Request) -> web.StreamResponse:
     entry = await request.app[REPO].thread(request.match_info["thread_id"])
     hub = request.app[HUB]
     last = _last_event_id(request)
-    after = request.query.get("after")
+    after = query(request).get("after")
     if after is not None and last is None:
         slot = entry.messages.find(after)
         if slot < 0:

@@ -17,7 +17,7 @@ from ..errors import ApiError, InvalidRequest
 from ..index.paging import Order
 from ..keys import REPO
 from ..repo import Repository
-from .request import json_response
+from .request import json_response, query
 
 MAX_IDS = 100
 PREVIEW_CHARS = 200
@@ -77,7 +77,7 @@ async def summary(repo: Repository, thread_id: str) -> Summary:
 
 
 async def thread_summaries(request: web.Request) -> web.Response:
-    ids = [i for i in request.query.get("ids", "").split(",") if i]
+    ids = [i for i in query(request).get("ids", "").split(",") if i]
     if len(ids) > MAX_IDS:
         raise InvalidRequest(f"Invalid 'ids': at most {MAX_IDS} ids per call.", param="ids")
     repo = request.app[REPO]

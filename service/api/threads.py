@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..keys import REPO
 from ..models import CreateThread, ModifyThread
-from .request import ListParams, json_body, json_response
+from .request import ListParams, json_body, json_response, query
 
 
 async def create_thread(request: web.Request) -> web.Response:
@@ -16,7 +16,7 @@ async def create_thread(request: web.Request) -> web.Response:
 
 
 async def list_threads(request: web.Request) -> web.Response:
-    p = ListParams(request.query)
+    p = ListParams(query(request))
     return json_response(request.app[REPO].list_threads(p.limit, p.order, p.after, p.before))
 
 

@@ -48,6 +48,21 @@ def test_a_page_is_canonical_only_if_every_line_is() -> None:
     assert not canon.page(b"\n".join([two_on_one, *lines[2:]]), TID, [mids[0], *mids[2:]])
 
 
+def test_a_page_rewritten_into_halves_of_messages_is_not_canonical() -> None:
+    """Another program rewrites the file in place, keeping a newline wherever the index expects
+    one: line 0 now holds message a and the first half of b (cut inside a string that has a comma
+    where the newline goes), line 1 the rest of b. Joined with commas the page reads as three
+    canonical messages; line by line it is not, and neither line may be served as stored."""
+    a = canonical_line("a", TID, "x")
+    b = json.dumps({**json.loads(canonical_line("b", TID, "x")), "metadata": {"k": "p},q"}},
+                   separators=(",", ":")).encode()
+    c = canonical_line("c", TID, "x")
+    cut = b.index(b"p},q") + 2
+    page = a + b"," + b[:cut] + b"\n" + b[cut + 1:] + b"\n" + c
+    assert canon.page(b"\n".join([a, b, c]), TID, [b"a", b"b", b"c"])
+    assert not canon.page(page, TID, [b"a", b"b", b"c"])
+
+
 async def test_a_page_of_unseen_canonical_lines_is_tested_once_and_served_as_stored(
         client: TestClient, data_dir: Path) -> None:
     # Written by another program (or a previous run) in the canonical form: unclassified.

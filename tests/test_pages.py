@@ -113,3 +113,30 @@ async def test_a_page_of_cached_jan_lines_is_their_cached_forms_in_either_order(
     asc = await _page(client, "jan_2", order="asc", limit="4", after="j0")
     assert [m["id"] for m in asc["data"]] == ["j1", "j2", "j3", "j4"]
     assert asc["data"] == first["data"][::-1]
+
+
+async def test_a_line_rewritten_in_place_to_the_same_length_is_not_served_as_stored(
+        open_client: Callable[..., Any], data_dir: Path) -> None:
+    """Another program rewrites a line in place, same length, into a Jan-shaped one (no watcher
+    to tell): every offset and newline is where the index says, yet the line is no longer the one
+    found canonical. Its CRC tells: the read syncs and serves the line normalized."""
+    client = await open_client(watch=False)
+    thread_id, made = await _thread_with(client, ["one", "two", "three"])
+    assert (await _page(client, thread_id, order="asc"))["data"] == made  # all known canonical
+    path = data_dir / "threads" / thread_id / "messages.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    jan = json.dumps({"id": made[1]["id"], "role": "user", "status": "ready",
+                      "created": made[1]["created_at"] * 1000, "thread_id": thread_id,
+                      "content": [{"type": "text", "text": {"value": "TWO", "annotations": []}}]
+                      }, separators=(",", ":")).encode()  # it even opens as a canonical line does
+    assert len(jan) < len(lines[1])
+    lines[1] = jan[:-1] + b" " * (len(lines[1]) - len(jan)) + b"}"
+    with path.open("r+b") as f:  # in place: same inode, same size
+        f.write(b"\n".join(lines))
+    got = await client.get(f"/v1/threads/{thread_id}/messages/{made[1]['id']}")
+    assert got.status == 200
+    msg = await got.json()
+    assert (msg["status"], msg["created_at"], msg["content"][0]["text"]["value"]) == (
+        "completed", made[1]["created_at"], "TWO")
+    page = await _page(client, thread_id, order="asc")
+    assert page["data"][1] == msg and page["data"][0] == made[0] and page["data"][2] == made[2]

@@ -28,13 +28,12 @@ def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | Non
     `cache` when it holds it)."""
     index = entry.messages
     flag = index.canon[slot]
-    if flag == CANONICAL:
-        # Still the very line (another program may have rewritten the file in place, shifting
-        # every offset, a moment before the watcher noticed): its id opens it, as it was.
-        mid = index.key_at(slot)
-        if raw[7:8 + len(mid)] == mid + b'"' and raw[:7] == b'{"id":"' and raw[-1:] == b"}":
-            return raw
+    if flag != NORMALIZE and crc32(raw) != index.crcs[slot]:
+        # Not the line that was indexed (and found canonical): another program rewrote the file
+        # a moment before the watcher noticed, shifting offsets or even in place, same lengths.
         raise Stale(entry.id)
+    if flag == CANONICAL:
+        return raw
     if flag == UNKNOWN:
         if canon.line(raw, entry.id, index.key_at(slot)):
             index.canon[slot] = CANONICAL
@@ -146,23 +145,20 @@ def _all_canonical(entry: ThreadEntry, lo: int, hi: int, buf: bytes) -> bool:
 
 def _is_run(entry: ThreadEntry, lo: int, hi: int, buf: bytes) -> bool:
     """Whether `buf`, read from slot lo's start to slot hi's end, is exactly those lines one per
-    line, as indexed: then a page of canonical lines is the buffer itself, with no check per line.
-    Each newline must be where the index puts it and there must be no other (the file was not
-    rewritten under the index), and the ends must open with their ids. False also for a gap of
-    corrupt or blank lines between slots: the line-by-line path serves those."""
+    line, as indexed: each line where the index puts it with the CRC it had when indexed, and a
+    newline between each two (the file was not rewritten under the index, not even in place with
+    the same lengths). Then a page of canonical lines is the buffer itself. False also for a gap
+    of corrupt or blank lines between slots: the line-by-line path serves those."""
     index = entry.messages
-    starts, lengths = index.starts, index.lengths
-    start = starts[lo]
-    at = -1
-    for s in range(lo, hi):  # memchr from each line's start: the next newline ends it
-        at = buf.find(b"\n", at + 1)
-        if at != starts[s] - start + lengths[s]:
+    starts, lengths, crcs = index.starts, index.lengths, index.crcs
+    base = starts[lo]
+    view = memoryview(buf)
+    at = 0
+    for s in range(lo, hi + 1):
+        if starts[s] - base != at:
             return False
-    if buf.find(b"\n", at + 1) != -1:
-        return False
-    for slot in (lo, hi):
-        at = starts[slot] - start
-        mid = index.key_at(slot)
-        if buf[at + 7:at + 8 + len(mid)] != mid + b'"' or buf[at:at + 7] != b'{"id":"':
+        end = at + lengths[s]
+        if crc32(view[at:end]) != crcs[s] or (s < hi and buf[end] != 10):  # 10: newline
             return False
-    return buf[-1:] == b"}"
+        at = end + 1
+    return at == len(buf) + 1

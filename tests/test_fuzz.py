@@ -443,3 +443,18 @@ async def test_found_modifying_a_message_the_full_parser_cannot_read_keeps_it(
     assert path.read_bytes() == line + b"\n"
     resp = await fast_client.get(f"/v1/threads/fuzz{Seq.n}/messages/m1")
     assert resp.status == 200 and (await resp.json())["id"] == "m1"
+
+
+@pytest.mark.timeout(20)
+async def test_found_unclosed_escaped_quotes_do_not_stall_the_depth_check(
+        fast_client: TestClient, data_dir: Path) -> None:
+    # Many brackets, then `\"` pairs that never close a string: the depth check's string pattern
+    # retried from every quote to the end of the body, minutes of the event loop for ~100 KB
+    # (found in review). Each such body is answered 400 at once, and nothing is written.
+    for tail in (b'\\"' * 60_000, b'"' + b'\\"' * 60_000 + b"\\", b'"\\' * 60_000):
+        body = b"[" * (MAX_DEPTH + 1) + tail
+        resp = await fast_client.post("/v1/threads", data=body,
+                                      headers={"Content-Type": "application/json"})
+        assert resp.status == 400, await resp.text()
+        check_envelope(resp.status, resp.content_type, await resp.read())
+    assert not (data_dir / "threads").exists() or list((data_dir / "threads").iterdir()) == []

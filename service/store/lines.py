@@ -43,7 +43,10 @@ CORRUPT = None
 # readable from any stack. (Stored lines are not checked when indexed: that would halve the
 # indexing rate; the reader copes with a deep line another program wrote instead.)
 MAX_DEPTH = 400
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A string, or what is left of one that never closes (to the end, a lone backslash included):
+# every match attempt succeeds, so the scan is linear whatever the bytes (a pattern that must
+# find the closing quote retries from every quote in a body of unclosed `\"`: quadratic).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _DEEP_LINE = 2 * MAX_DEPTH + 1  # shorter JSON cannot nest deeper: a level takes two brackets
 

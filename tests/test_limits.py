@@ -4,6 +4,7 @@ going over one is a 4xx (or, for the queue, waiting), never unbounded memory or 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -14,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.store import writer as writer_module
-from service.store.files import Appended
+from service.store.files import Appended, append_lines
 from service.store.writer import ThreadWriter
 from tests.envelope import expect_error
 from tests.procs import parse_line, read_lines
@@ -216,3 +217,30 @@ async def test_a_tiny_write_queue_still_completes_every_create(
     lines, _ = read_lines(data_dir / "threads" / thread_id / "messages.jsonl")
     assert sorted(parse_line(x)["id"] for x in lines) == sorted(  # type: ignore[index]
         [(await r.json())["id"] for r in resps])
+
+
+def test_a_failed_append_leaves_no_torn_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    """The disk fills up half way through an append: the half already written is taken back, so
+    the file is as it was, and the next append lands on a clean line (found in review)."""
+    folder = tmp_path / "t"
+    folder.mkdir()
+    (folder / "messages.jsonl").write_bytes(b'{"id":"a"}\n')
+    real_write = os.write
+    calls = 0
+
+    def disk_fills_up(fd: int, data: Any) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return real_write(fd, bytes(data)[:7])  # a short write...
+        raise OSError(errno.ENOSPC, "No space left on device")  # ...then the disk is full
+
+    monkeypatch.setattr(os, "write", disk_fills_up)
+    with pytest.raises(OSError):
+        append_lines(folder, b'{"id":"b","text":"lost"}\n', durable=False)
+    monkeypatch.setattr(os, "write", real_write)
+    assert (folder / "messages.jsonl").read_bytes() == b'{"id":"a"}\n'
+    done = append_lines(folder, b'{"id":"c"}\n', durable=False)
+    assert (folder / "messages.jsonl").read_bytes() == b'{"id":"a"}\n{"id":"c"}\n'
+    assert done.start == len(b'{"id":"a"}\n')

@@ -97,17 +97,17 @@ def append_lines(folder: Path, data: bytes, durable: bool) -> Appended:
     """Append whole lines to the thread's messages.jsonl under the thread lock; return the offset
     the first of them starts at. A torn last line left by a crashed writer is closed with a newline
     first, so the new lines start on a fresh line and the torn bytes become one (corrupt) line."""
+    lines = len(data)
     with thread_locked(folder):
         fd = os.open(folder / MESSAGES, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data
-                size += 1
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            _write_all(fd, data)
+            # Where the lines start, from where the write ended: a writer that does not take the
+            # lock may have appended between the fstat and the write.
+            start = os.lseek(fd, 0, os.SEEK_CUR) - lines
             if durable:
                 os.fdatasync(fd)
                 if size == 0:  # the file may be new: make its directory entry durable too
@@ -115,7 +115,27 @@ def append_lines(folder: Path, data: bytes, durable: bool) -> Appended:
             st = os.fstat(fd)
         finally:
             os.close(fd)
-    return Appended(size, st.st_ino, st.st_size, st.st_mtime_ns)
+    return Appended(start, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Append `data` (fd opened with O_APPEND). If a write fails part way (disk full, I/O error),
+    the part already written is taken back, so no torn line is left behind, unless another
+    writer has appended after it meanwhile (then cutting would take its bytes too)."""
+    view = memoryview(data)
+    first = -1  # where our bytes begin, once some are written
+    try:
+        while view:
+            written = os.write(fd, view)
+            if first < 0:
+                first = os.lseek(fd, 0, os.SEEK_CUR) - written
+            view = view[written:]
+    except OSError:
+        if first >= 0:
+            with contextlib.suppress(OSError):
+                if os.fstat(fd).st_size == os.lseek(fd, 0, os.SEEK_CUR):
+                    os.ftruncate(fd, first)
+        raise
 
 
 STALE_SECONDS = 300.0

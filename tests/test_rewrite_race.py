@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
 
+from service.store.rewrite import rewrite_message
 from tests.conftest import MakeServer
 from tests.procs import APPENDER, JSON, all_messages, parse_line, read_lines
 
@@ -97,3 +100,39 @@ async def test_rewrites_racing_external_appends_drop_no_line(
     # i.e. rewrites replaced the file between its appends. (How many rewrites fit in the
     # appender's run depends on the machine's load; the generations are what count.)
     assert len(inodes) >= 2 and rewrites > 0, line
+
+
+def _unlocked_append(path: Path, line: bytes) -> None:
+    """What the Jan app does: open, one O_APPEND write of a whole line, close; no lock."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, line + b"\n")
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("moment", ["fsync", "replace"])
+def test_lines_appended_without_the_lock_during_a_rewrite_survive_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str) -> None:
+    """A delete rewrites the file while a writer that takes no lock appends: while the temp file
+    is synced, and in the instant before the rename. Both lines are in the new file, after
+    everything that was there (found in review: the rewrite dropped them)."""
+    folder = tmp_path / "t"
+    folder.mkdir()
+    path = folder / "messages.jsonl"
+    path.write_bytes(b'{"id":"a"}\n{"id":"b"}\n')
+    real = getattr(os, moment)
+    fired = []
+
+    def meanwhile(*args: Any) -> Any:
+        if not fired:  # once: the old file is still the one at `path`
+            fired.append(True)
+            _unlocked_append(path, b'{"id":"jan-%s"}' % moment.encode())
+        return real(*args)
+
+    monkeypatch.setattr(os, moment, meanwhile)
+    done = rewrite_message(folder, "a", lambda old: None, durable=True)
+    monkeypatch.setattr(os, moment, real)
+    assert fired and done.found
+    expected = b'{"id":"b"}\n{"id":"jan-%s"}\n' % moment.encode()
+    assert path.read_bytes() == expected == done.data

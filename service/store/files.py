@@ -11,7 +11,7 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,23 +38,48 @@ def thread_locked(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing drops the flock
 
 
-def write_atomic(path: Path, data: bytes, durable: bool) -> None:
-    """Replace `path` with `data`: temp file in the same folder, fsync, rename, fsync the folder."""
+def write_atomic(path: Path, data: bytes, durable: bool,
+                 follow: Callable[[], bytes] | None = None) -> bytes:
+    """Replace `path` with `data`: temp file in the same folder, fsync, rename, fsync the folder.
+
+    `follow`, when given, returns what writers that take no lock appended to the old file since
+    it was last asked (its end was copied into `data`): that is added to the temp file until none
+    comes, and what lands in the old file between the last ask and the rename is appended to the
+    new one right after, so their lines survive the replacement. Returns all that was written."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    parts = [data]
     try:
         with os.fdopen(fd, "wb", closefd=False) as f:
             f.write(data)
+            while follow is not None and (more := follow()):
+                f.write(more)
+                parts.append(more)
         if durable:
             os.fsync(fd)
+        while follow is not None and (more := follow()):  # during the fsync
+            _write_all(fd, more)
+            parts.append(more)
+            if durable:
+                os.fsync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
     os.replace(tmp, path)
+    if follow is not None and (late := follow()):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        try:
+            _write_all(fd, late)
+            parts.append(late)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
     if durable:
         fsync_dir(path.parent)
+    return b"".join(parts) if len(parts) > 1 else data
 
 
 def remove_stale_temps(folder: Path) -> None:

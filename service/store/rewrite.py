@@ -60,12 +60,13 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool) ->
                 pos = offset + length + 1
             if not found:
                 return Rewritten(old, False)
-            # A writer that does not take the lock (the Jan app) may have appended meanwhile.
+            # A writer that does not take the lock (the Jan app) may have appended meanwhile,
+            # and may go on until the rename: the old file is followed (through `fd`, which
+            # stays on it) until then, and just after.
             out.append(old[pos:] + _read_all(fd))
+            remove_stale_temps(folder)  # left by a process that died mid-rewrite
+            data = write_atomic(path, b"".join(out), durable, follow=lambda: _read_all(fd))
         finally:
             os.close(fd)
-        data = b"".join(out)
-        remove_stale_temps(folder)  # left by a process that died mid-rewrite
-        write_atomic(path, data, durable)
         stat = os.stat(path)
     return Rewritten(data, True, stat)

@@ -244,3 +244,19 @@ def test_a_failed_append_leaves_no_torn_line(tmp_path: Path, monkeypatch: pytest
     done = append_lines(folder, b'{"id":"c"}\n', durable=False)
     assert (folder / "messages.jsonl").read_bytes() == b'{"id":"a"}\n{"id":"c"}\n'
     assert done.start == len(b'{"id":"a"}\n')
+
+
+async def test_a_cancelled_append_holds_its_room_until_its_line_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queue bounds lines held in memory, not callers: a caller that goes away leaves its
+    line queued, so its room is given back only once the line is written (found in review)."""
+    appends, writer, lines, calls = await appending_behind_a_gate(tmp_path, monkeypatch, 2, 2)
+    calls[0].cancel()
+    await wait_until(lambda: calls[0].done())
+    late = asyncio.create_task(writer.append(b'{"n":"late"}'))
+    await asyncio.sleep(0.05)
+    assert not late.done() and writer._queued == 2 and not writer._pending  # still full: waits
+    appends.gate.set()
+    assert await late == appends.size - len(b'{"n":"late"}') - 1
+    assert await calls[1] == len(lines[0]) + 1 and writer._queued == 0
+    assert appends.batches == [2, 1]

@@ -51,18 +51,15 @@ class ThreadWriter:
                 if waiter.done() and not waiter.cancelled():
                     self._wake_one()  # woken, then cancelled: hand the room on
                 raise
+        # Counted until written, not until its caller goes: a caller cancelled here cancels only
+        # its own future, and its line is written with its batch all the same (the drain skips
+        # answering a future that is done), so it holds its room in the queue until then.
         self._queued += 1
-        try:
-            fut: asyncio.Future[int] = loop.create_future()
-            self._pending.append((line, fut))
-            if self._drain is None or self._drain.done():
-                self._drain = asyncio.create_task(self._run())
-            # A caller cancelled here cancels only its own future: its line is in the batch and
-            # is written all the same (the drain skips answering a future that is done).
-            return await fut
-        finally:
-            self._queued -= 1
-            self._wake_one()
+        fut: asyncio.Future[int] = loop.create_future()
+        self._pending.append((line, fut))
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.create_task(self._run())
+        return await fut
 
     def _wake_one(self) -> None:
         while self._room:
@@ -75,28 +72,38 @@ class ThreadWriter:
         loop = asyncio.get_running_loop()
         while self._pending:
             batch, self._pending = self._pending, []
-            data = b"".join(line + b"\n" for line, _ in batch)
             try:
-                async with self.lock:
-                    began = time.perf_counter()
-                    done = await loop.run_in_executor(
-                        None, append_lines, self.folder, data, self.durable)
-                    if self.observe is not None:
-                        self.observe(time.perf_counter() - began)
-                    if self.written is not None:
-                        self.written(data, done)
-            except BaseException as exc:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc if isinstance(exc, Exception) else OSError(str(exc)))
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            start = done.start
-            for line, fut in batch:
+                await self._write(loop, batch)
+            finally:
+                self._queued -= len(batch)
+                for _ in batch:
+                    self._wake_one()
+
+    async def _write(self, loop: asyncio.AbstractEventLoop,
+                     batch: list[tuple[bytes, asyncio.Future[int]]]) -> None:
+        """Write one batch and answer its callers (their offsets, or the error)."""
+        data = b"".join(line + b"\n" for line, _ in batch)
+        try:
+            async with self.lock:
+                began = time.perf_counter()
+                done = await loop.run_in_executor(
+                    None, append_lines, self.folder, data, self.durable)
+                if self.observe is not None:
+                    self.observe(time.perf_counter() - began)
+                if self.written is not None:
+                    self.written(data, done)
+        except BaseException as exc:
+            for _, fut in batch:
                 if not fut.done():
-                    fut.set_result(start)
-                start += len(line) + 1
+                    fut.set_exception(exc if isinstance(exc, Exception) else OSError(str(exc)))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        start = done.start
+        for line, fut in batch:
+            if not fut.done():
+                fut.set_result(start)
+            start += len(line) + 1
 
     async def exclusive(self, fn: Callable[[], T]) -> T:
         """Run blocking `fn` in a worker thread with no append of this process in flight."""

@@ -322,3 +322,26 @@ async def test_bad_list_parameters_are_400_on_every_list_route(env: Env, query: 
         resp = await env.client.get(f"{env.path(pattern)}?{query}")
         error = await expect_error(resp, 400)
         assert error["param"] == query.split("=")[0]
+
+
+@pytest.mark.parametrize("replaced_by_a_file", [False, True])
+async def test_deleting_a_thread_another_program_removed_is_a_404_and_forgets_it(
+        open_client: Callable[..., Awaitable[TestClient]], data_dir: Path,
+        replaced_by_a_file: bool) -> None:
+    """No watcher to tell: another program removes the thread's folder (or puts a plain file in
+    its place). DELETE answers 404, not 500, and the thread is gone from the index at once
+    (found in review: a 500 for the file, and the thread still listed after the 404)."""
+    client = await open_client(watch=False)
+    thread = await (await client.post("/v1/threads", json={})).json()
+    folder = data_dir / "threads" / thread["id"]
+    for item in folder.iterdir():
+        item.unlink()
+    folder.rmdir()
+    if replaced_by_a_file:
+        folder.write_bytes(b"x")
+    resp = await client.delete(f"/v1/threads/{thread['id']}")
+    await expect_error(resp, 404, no_thread(thread["id"]))
+    gone = await client.get(f"/v1/threads/{thread['id']}")
+    await expect_error(gone, 404, no_thread(thread["id"]))
+    listed = await (await client.get("/v1/threads")).json()
+    assert thread["id"] not in [t["id"] for t in listed["data"]]

@@ -202,9 +202,10 @@ class Indexer:
                                             tail=tail))
 
     def apply_gone(self, thread_id: str) -> None:
-        """The caller removed the thread folder (holding `lock(thread_id)`)."""
+        """The caller removed the thread folder (holding `lock(thread_id)`). The lock stays:
+        others may be waiting on it, and a folder re-created under the same id must be synced
+        under that same lock, not a fresh one beside it."""
         self._apply(thread_id, self.catalog.get(thread_id), Probe(gone=True))
-        self._locks.pop(thread_id, None)
 
     def _publish(self, kind: Kind, thread_id: str, message_id: str | None = None,
                  offset: int = 0, length: int = -1, generation: int = 0) -> None:

@@ -81,7 +81,8 @@ class ThreadOps(RepoBase):
         await asyncio.get_running_loop().run_in_executor(None, self._create_folder, thread_id,
                                                          doc, lines)
         entry = await self.indexer.sync(thread_id)
-        assert entry is not None
+        if entry is None:  # another program removed it already
+            raise thread_not_found(thread_id)
         return entry
 
     def _create_folder(self, thread_id: str, doc: dict[str, Any], lines: list[bytes]) -> None:
@@ -131,7 +132,8 @@ class ThreadOps(RepoBase):
         async with self.indexer.lock(thread_id):
             try:
                 await self.writer(thread_id).exclusive(remove)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # removed (or replaced) meanwhile
+                self.indexer.apply_gone(thread_id)
                 raise thread_not_found(thread_id) from None
             self.indexer.apply_gone(thread_id)
         self._writers.pop(thread_id, None)

@@ -167,10 +167,7 @@ class _Reader(threading.Thread):
 
 def _subscribe(port: int, path: str) -> tuple[_Reader | None, str]:
     """Open the measured stream: (reader, "") or (None, why not)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    timed_socket(sock)
-    sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
-                 .encode())
+    sock = live.request_stream(port, path, prepare=timed_socket)
     head = b""
     try:
         while b"\r\n\r\n" not in head:
@@ -181,10 +178,9 @@ def _subscribe(port: int, path: str) -> tuple[_Reader | None, str]:
     except TimeoutError:
         pass
     head, _, rest = head.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
-    if " 200 " not in status_line + " " or b"text/event-stream" not in head.lower():
+    if why := live.refused(head, path):
         sock.close()
-        return None, f"{path} answered {status_line!r}"
+        return None, why
     sock.settimeout(None)  # the reader blocks until events come; close() ends it
     reader = _Reader(sock, rest)
     reader.start()

@@ -16,6 +16,7 @@ import socket
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,15 +131,32 @@ class _SseReader(threading.Thread):
             return self.seen[mid]
 
 
+def request_stream(port: int, path: str, prepare: Callable[[socket.socket], object] | None = None
+                   ) -> socket.socket:
+    """A connection that has asked for the SSE stream at `path` (`prepare` runs on the socket
+    before the request). HTTP/1.0 so the stream is not chunked: every line is an SSE line."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    if prepare is not None:
+        prepare(sock)
+    sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+                 .encode())
+    return sock
+
+
+def refused(head: bytes, path: str) -> str:
+    """Why the response head is not a 200 event stream ("" when it is)."""
+    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    if " 200 " not in status_line + " " or b"text/event-stream" not in head.lower():
+        return f"{path} answered {status_line!r}"
+    return ""
+
+
 def subscribe(port: int, path: str, head_wait: float = 1.0) -> tuple[_SseReader | None, str]:
     """Open an SSE stream on `path` and start reading it: (reader, "") or (None, why not) if the
     route answers anything but a 200 event stream. A server may hold the response headers back
     until its first event or ping: after `head_wait` s without them the reader starts anyway
     (it skips whatever is not a `data:` line, headers included)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    # HTTP/1.0 so the stream is not chunked: every line the reader sees is an SSE line.
-    sock.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
-                 .encode())
+    sock = request_stream(port, path)
     head = b""
     sock.settimeout(head_wait)
     try:
@@ -150,10 +168,9 @@ def subscribe(port: int, path: str, head_wait: float = 1.0) -> tuple[_SseReader 
     except TimeoutError:
         if not head:  # nothing yet: the headers come with the first event
             head = b"HTTP/1.0 200 (deferred)\r\ncontent-type: text/event-stream\r\n\r\n"
-    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
-    if " 200 " not in status_line + " " or b"text/event-stream" not in head.lower():
+    if why := refused(head, path):
         sock.close()
-        return None, f"{path} answered {status_line!r}"
+        return None, why
     sock.settimeout(None)  # the reader blocks until events come; close() ends it
     reader = _SseReader(sock)
     reader.start()

@@ -57,10 +57,11 @@ def healthz_json(port: int, timeout: float = 1.0) -> dict[str, Any] | None:
         conn.close()
 
 
-def rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure of the process, in bytes (`RssAnon`: its own memory, no file pages)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 

@@ -14,15 +14,6 @@ from .report import (
 )
 from .run import Settings, say
 
-
-def _rss_anon(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 _READY = re.compile(r"index ready: .* ([\d.]+) MB in ([\d.]+) s")
 
 
@@ -38,13 +29,13 @@ def startup(cfg: Settings) -> list[Row]:
             e = procs.threadline("threadline-empty", empty, cfg.server_cpu, cfg.logs, cfg.env)
             with e:
                 t_empty = e.start()
-                rss_e, anon_e = e.rss(), _rss_anon(e.pid)
+                rss_e, anon_e = e.rss(), procs.rss_bytes(e.pid, "RssAnon")
             s = procs.threadline(f"threadline-startup-{ds.label}", ds.path, cfg.server_cpu,
                                  cfg.logs, cfg.env)
             with s:
                 t_ready = s.start()
                 t_full = s.indexed()  # the id tables, built just after it answers, included
-                rss_f, anon_f = s.rss(), _rss_anon(s.pid)
+                rss_f, anon_f = s.rss(), procs.rss_bytes(s.pid, "RssAnon")
             m = _READY.search(s.log_path.read_text(errors="replace"))
             if m and float(m.group(2)) > 0:
                 own_rates.append(float(m.group(1)) / float(m.group(2)))

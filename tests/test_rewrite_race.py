@@ -102,15 +102,6 @@ async def test_rewrites_racing_external_appends_drop_no_line(
     assert len(inodes) >= 2 and rewrites > 0, line
 
 
-def _unlocked_append(path: Path, line: bytes) -> None:
-    """What the Jan app does: open, one O_APPEND write of a whole line, close; no lock."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    try:
-        os.write(fd, line + b"\n")
-    finally:
-        os.close(fd)
-
-
 @pytest.mark.parametrize("moment", ["fsync", "replace"])
 def test_lines_appended_without_the_lock_during_a_rewrite_survive_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str) -> None:
@@ -127,7 +118,8 @@ def test_lines_appended_without_the_lock_during_a_rewrite_survive_it(
     def meanwhile(*args: Any) -> Any:
         if not fired:  # once: the old file is still the one at `path`
             fired.append(True)
-            _unlocked_append(path, b'{"id":"jan-%s"}' % moment.encode())
+            with path.open("ab") as f:  # as Jan appends: O_APPEND, one write, no lock
+                f.write(b'{"id":"jan-%s"}\n' % moment.encode())
         return real(*args)
 
     monkeypatch.setattr(os, moment, meanwhile)

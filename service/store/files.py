@@ -50,14 +50,10 @@ def write_atomic(path: Path, data: bytes, durable: bool,
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     parts = [data]
     try:
-        with os.fdopen(fd, "wb", closefd=False) as f:
-            f.write(data)
-            while follow is not None and (more := follow()):
-                f.write(more)
-                parts.append(more)
+        _write_all(fd, data)
         if durable:
             os.fsync(fd)
-        while follow is not None and (more := follow()):  # during the fsync
+        while follow is not None and (more := follow()):  # appended while that was written
             _write_all(fd, more)
             parts.append(more)
             if durable:

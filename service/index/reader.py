@@ -126,20 +126,20 @@ def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
 def _all_canonical(entry: ThreadEntry, lo: int, hi: int, buf: bytes) -> bool:
     """Whether slots lo..hi, read into `buf`, are all canonical lines, one per line: known to be,
     or, when none is known not to be, found to be now (one test for the page)."""
-    flags = entry.messages.canon
-    known = flags.count(CANONICAL, lo, hi + 1)
-    if known != hi - lo + 1 and flags.count(NORMALIZE, lo, hi + 1):
-        return False
     index = entry.messages
+    flags, count = index.canon, hi - lo + 1
+    known = flags.count(CANONICAL, lo, hi + 1)
+    if known != count and flags.count(NORMALIZE, lo, hi + 1):
+        return False
     if not known and not canon.may_be(buf, index.key_at(lo)):
         return False  # a page of Jan-shaped lines: no need to look further
     if not _is_run(entry, lo, hi, buf):
         return False
-    if known == hi - lo + 1:
+    if known == count:
         return True
     if not canon.page(buf, entry.id, [index.key_at(s) for s in range(lo, hi + 1)]):
         return False
-    flags[lo:hi + 1] = bytes([CANONICAL]) * (hi - lo + 1)
+    flags[lo:hi + 1] = bytes([CANONICAL]) * count
     return True
 
 

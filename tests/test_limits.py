@@ -107,12 +107,16 @@ class GatedAppends:
         self.entered = threading.Event()
         self.size = 0
 
-    def __call__(self, folder: Path, data: bytes, durable: bool) -> Appended:
+    def __call__(self, folder: Path, data: bytes, durable: bool,
+                 written: Callable[[Appended], None] | None = None) -> Appended:
         self.batches.append(data.count(b"\n"))
         self.entered.set()
         assert self.gate.wait(10)
         start, self.size = self.size, self.size + len(data)
-        return Appended(start, 1, self.size, 0)
+        done = Appended(start, 1, self.size, 0)
+        if written is not None:
+            written(done)
+        return done
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
 
 from service.keys import HUB
@@ -89,6 +90,33 @@ async def test_api_and_external_messages_arrive_in_order(server: TestServer, dat
     assert text_of(got[1].json) == "from another program"
     ids = [int(e.id or 0) for e in got]
     assert ids == sorted(ids) and len(set(ids)) == 3
+
+
+async def test_events_go_out_when_the_line_is_in_the_file_not_after_the_fsync(
+        start_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer waits for the disk; the event (and a get) do not: once written, the line is
+    what every reader of the file sees. (No watcher: it would see the line too, and send it.)"""
+    server = await start_server(fsync="always", watch=False)
+    thread_id = await new_thread(server)
+    slow = os.fdatasync
+    synced: list[float] = []
+
+    def fdatasync(fd: int) -> None:
+        time.sleep(0.5)
+        slow(fd)
+        synced.append(time.monotonic())
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    async with stream(server, f"/v1/threads/{thread_id}/events") as events:
+        create = asyncio.create_task(say(server, thread_id, "before the disk says yes"))
+        got = await events.next(timeout=5)
+        seen = time.monotonic()
+        assert not create.done() and not synced  # the event came while the fsync still ran
+        async with aiohttp.ClientSession() as s, s.get(server.make_url(
+                f"/v1/threads/{thread_id}/messages/{got.json['id']}")) as resp:
+            assert resp.status == 200 and await resp.json() == got.json
+        message = await create
+    assert synced and synced[0] > seen  # the answer came after the fsync
+    assert got.json == message
 
 
 async def test_update_and_delete_events_carry_rest_objects(server: TestServer) -> None:

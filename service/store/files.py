@@ -114,10 +114,16 @@ class Appended(NamedTuple):
     mtime_ns: int
 
 
-def append_lines(folder: Path, data: bytes, durable: bool) -> Appended:
-    """Append whole lines to the thread's messages.jsonl under the thread lock; return the offset
-    the first of them starts at. A torn last line left by a crashed writer is closed with a newline
-    first, so the new lines start on a fresh line and the torn bytes become one (corrupt) line."""
+def append_lines(folder: Path, data: bytes, durable: bool,
+                 written: Callable[[Appended], None] | None = None) -> Appended:
+    """Append whole lines to the thread's messages.jsonl under the thread lock; return where the
+    first of them starts, and the file as it stood after the write. A torn last line left by a
+    crashed writer is closed with a newline first, so the new lines start on a fresh line and the
+    torn bytes become one (corrupt) line.
+
+    `written` is told as soon as the lines are in the file, before the fsync: from then on every
+    reader of the file sees them, so the index and the event streams may too. The caller's answer
+    still waits for the fsync."""
     lines = len(data)
     with thread_locked(folder):
         fd = os.open(folder / MESSAGES, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -129,14 +135,17 @@ def append_lines(folder: Path, data: bytes, durable: bool) -> Appended:
             # Where the lines start, from where the write ended: a writer that does not take the
             # lock may have appended between the fstat and the write.
             start = os.lseek(fd, 0, os.SEEK_CUR) - lines
+            st = os.fstat(fd)  # an fsync changes neither size nor mtime
+            done = Appended(start, st.st_ino, st.st_size, st.st_mtime_ns)
+            if written is not None:
+                written(done)
             if durable:
                 os.fdatasync(fd)
                 if size == 0:  # the file may be new: make its directory entry durable too
                     fsync_dir(folder)
-            st = os.fstat(fd)
         finally:
             os.close(fd)
-    return Appended(start, st.st_ino, st.st_size, st.st_mtime_ns)
+    return done
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -2,13 +2,16 @@
 
 Callers `await append(line)`; the first caller of a batch starts a drain task that writes
 everything queued so far under the thread lock in a worker thread, fsyncs once (per the policy)
-and resolves every caller's future with the offset its line starts at. A bounded queue per thread
+and resolves every caller's future with the offset its line starts at. The lines are indexed (and
+their events sent) as soon as they are in the file, while the fsync runs: every other reader of
+the file sees them from then on anyway; only the callers' answers wait for the disk. A bounded queue per thread
 makes a flood of creates wait instead of growing memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,8 +32,9 @@ class ThreadWriter:
         self.folder = folder
         self.durable = durable
         self.observe = observe  # told the seconds each batch's write + fsync took (metrics)
-        # Told each batch's bytes and where they landed, before any caller is answered (the
-        # index takes them from here instead of reading them back).
+        # Told each batch's bytes and where they landed once they are in the file, before the
+        # fsync and before any caller is answered (the index takes them from here instead of
+        # reading them back; events go out from there without waiting for the disk).
         self.written = written
         self.lock = asyncio.Lock()  # in-process; the flock in store.files covers other processes
         self._limit = queue_limit
@@ -83,15 +87,23 @@ class ThreadWriter:
                      batch: list[tuple[bytes, asyncio.Future[int]]]) -> None:
         """Write one batch and answer its callers (their offsets, or the error)."""
         data = b"".join(line + b"\n" for line, _ in batch)
+        told: Callable[[Appended], None] | None = None
+        if self.written is not None:
+            tell = self.written
+
+            def in_file(done: Appended) -> None:  # in the worker thread, before its fsync
+                with contextlib.suppress(RuntimeError):  # the loop is closing: nobody to tell
+                    loop.call_soon_threadsafe(tell, data, done)
+            told = in_file
         try:
             async with self.lock:
                 began = time.perf_counter()
+                # `written` runs on the loop before this await returns (the same thread queues
+                # both callbacks, in order), so the index has the lines before callers hear back.
                 done = await loop.run_in_executor(
-                    None, append_lines, self.folder, data, self.durable)
+                    None, append_lines, self.folder, data, self.durable, told)
                 if self.observe is not None:
                     self.observe(time.perf_counter() - began)
-                if self.written is not None:
-                    self.written(data, done)
         except BaseException as exc:
             for _, fut in batch:
                 if not fut.done():

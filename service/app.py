@@ -39,9 +39,13 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def close_streams(app: web.Application) -> None:
-    """End open event streams at shutdown, so it does not wait out the shutdown timeout."""
+    """End open event streams at shutdown, so it does not wait out the shutdown timeout: idle
+    ones end their response; one whose handler is stuck writing to a client that reads nothing
+    has its connection cut (its client resumes with Last-Event-ID)."""
     for sub in list(app[HUB].subscribers):
         sub.close()
+        if sub.busy and sub.on_drop is not None:
+            sub.on_drop()
 
 
 async def watch_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -62,7 +66,8 @@ def create_app(config: Config) -> web.Application:
     app[INDEXER] = indexer
     app[REPO] = Repository(config, catalog, indexer)
     app[WATCH] = WatchStats()
-    app[HUB] = Hub(catalog, feed, Journal(config.data_dir), config.sse_queue_limit)
+    app[HUB] = Hub(catalog, feed, Journal(config.data_dir), config.sse_queue_limit,
+                   config.sse_queue_mb << 20)
     setup_metrics(app)
     if config.cors_origins:
         setup_cors(app)

@@ -51,8 +51,9 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     watch_step_ms: Annotated[int, Meta(ge=1)] = 2
     watch_polling: bool = False
     watch_poll_interval_ms: Annotated[int, Meta(ge=1)] = 50
-    sse_ping_seconds: Annotated[float, Meta(gt=0)] = 15.0
+    sse_ping_seconds: Annotated[float, Meta(gt=0)] = 10.0
     sse_queue_limit: Annotated[int, Meta(ge=1)] = 1000
+    sse_queue_mb: Annotated[int, Meta(ge=1)] = 8
     log_level: LogLevel = "info"
     log_format: LogFormat = "plain"
     access_log: bool = False

@@ -247,9 +247,12 @@ async def test_an_id_beyond_the_journal_resumes_from_now_and_mutes_nothing(
     assert got.json["id"] == msg["id"]
 
 
+@pytest.mark.parametrize("limits", [{"sse_queue_limit": 8},  # by count of events
+                                    {"sse_queue_mb": 1}],  # by their bytes, far below 1,000
+                         ids=["events", "bytes"])
 async def test_stalled_reader_is_dropped_while_others_keep_receiving(
-        start_server: Callable[..., Any]) -> None:
-    server = await start_server(sse_queue_limit=8)
+        start_server: Callable[..., Any], limits: dict[str, int]) -> None:
+    server = await start_server(**limits)
     hub = server.app[HUB]
     thread_id = await new_thread(server)
     # A client that connects and never reads: a tiny receive buffer, so the server's writes stall.
@@ -312,6 +315,39 @@ async def test_shutdown_with_open_streams_is_prompt(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_shutdown_is_prompt_with_a_stream_whose_client_reads_nothing(tmp_path: Path
+                                                                        ) -> None:
+    """A stalled client's handler is stuck writing to it: the shutdown cuts that connection
+    rather than wait out aiohttp's shutdown timeout."""
+    from .procs import ServerProcess
+    server = ServerProcess(tmp_path / "data", tmp_path / "work")
+    await server.start()
+    stalled = socket.socket()
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(server.url + "/v1/threads", json={}) as r:
+                thread_id = (await r.json())["id"]
+            stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            stalled.connect(("127.0.0.1", server.port))
+            stalled.sendall(b"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            await asyncio.sleep(0.3)
+            for i in range(20):  # ~4 MB the stalled client never reads
+                async with s.post(server.url + f"/v1/threads/{thread_id}/messages",
+                                  json={"role": "user", "content": f"{i} " + "x" * 200_000}
+                                  ) as r:
+                    assert r.status == 200
+            await asyncio.sleep(0.3)
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        code = await asyncio.get_running_loop().run_in_executor(None, server.proc.wait, 15)
+        took = time.monotonic() - started
+    finally:
+        stalled.close()
+        server.stop()
+    assert code == 0
+    assert took < 1.5, f"shutdown took {took:.2f}s with a stalled stream"
 
 
 async def test_events_reach_a_stream_of_the_shipped_server_process(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ then stream live events, skipping live ones the replay already sent: no gap, no 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
@@ -86,6 +87,18 @@ def _direct_writer(transport: Any, chunked: bool) -> Callable[[Sequence[Event]],
     return direct
 
 
+async def _send(resp: EventSourceResponse, sub: Subscription, data: bytes) -> None:
+    """Write to the stream, waiting for the client to take it for at most SEND_TIMEOUT (then
+    TimeoutError: it is cut off and resumes). `busy` meanwhile: the fan-out queues events for
+    the stream instead of writing them, and a shutdown cuts the connection instead of waiting."""
+    sub.busy = True
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT):
+            await resp.write(data)
+    finally:
+        sub.busy = False
+
+
 async def _stream(request: web.Request, sub: Subscription, replay: list[Replay],
                   last: int | None) -> web.StreamResponse:
     hub = request.app[HUB]
@@ -100,12 +113,12 @@ async def _stream(request: web.Request, sub: Subscription, replay: list[Replay],
         await resp.prepare(request)
         # Flush the headers now: a client (EventSource's onopen, a readiness check) should not
         # wait for the first event or ping to learn the stream is open.
-        await resp.write(b": connected\n\n")
+        await _send(resp, sub, b": connected\n\n")
         sub.sent_upto = last or 0
         for i in range(0, len(replay), REPLAY_CHUNK):  # bounded memory however far back
             built = hub.replay_events(replay[i:i + REPLAY_CHUNK])
             if built:
-                await resp.write(b"".join(e.frame for e in built))
+                await _send(resp, sub, b"".join(e.frame for e in built))
                 sub.sent_upto = max(sub.sent_upto, *(e.journal_id for e in built))
                 sub.sent_ids.update(e.message_id for e in built)
         if transport is not None:
@@ -121,11 +134,7 @@ async def _stream(request: web.Request, sub: Subscription, replay: list[Replay],
             # Frames are built once per event, whatever the number of subscribers.
             chunk = b"".join(e.frame for e in events if sub.wanted(e))
             if chunk:
-                sub.busy = True
-                try:
-                    await resp.write(chunk)
-                finally:
-                    sub.busy = False
+                await _send(resp, sub, chunk)
     except (ConnectionError, TimeoutError, RuntimeError):
         pass  # the client went away or stalled; it resumes with Last-Event-ID
     except Exception:

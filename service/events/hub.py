@@ -40,10 +40,12 @@ ANSWER_TURNS = 2
 
 
 class Hub:
-    def __init__(self, catalog: Catalog, feed: Feed, journal: Journal, limit: int) -> None:
+    def __init__(self, catalog: Catalog, feed: Feed, journal: Journal, limit: int,
+                 limit_bytes: int = 8 << 20) -> None:
         self.catalog = catalog
         self.journal = journal
         self.limit = limit
+        self.limit_bytes = limit_bytes
         # In the order they subscribed (a dict, not a set): a fan-out goes round them in that
         # order from a random place.
         self.subscribers: dict[Subscription, None] = {}
@@ -93,7 +95,7 @@ class Hub:
         """A new stream. A live-only one skips changes already received from the feed (still on
         their way through the journal) when it subscribed: it starts from now. A resuming one
         takes them, since its replay may not include them yet (duplicates are dropped by id)."""
-        sub = Subscription(thread_id, self.limit)
+        sub = Subscription(thread_id, self.limit, self.limit_bytes)
         sub.after_seq = 0 if resuming else self._seq
         self.subscribers[sub] = None
         # A fan-out under way will not reach it: it takes that batch's events for its thread.

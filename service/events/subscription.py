@@ -54,12 +54,15 @@ class Event:
 
 class Subscription:
     # Slots: a fan-out reads these for every stream on every event.
-    __slots__ = ("_queue", "_skip", "_wake", "after_seq", "busy", "closed", "direct", "dropped",
-                 "gone", "limit", "on_drop", "sent_ids", "sent_upto", "thread_id")
+    __slots__ = ("_queue", "_queued_bytes", "_skip", "_wake", "after_seq", "busy", "closed",
+                 "direct", "dropped", "gone", "limit", "limit_bytes", "on_drop", "sent_ids",
+                 "sent_upto", "thread_id")
 
-    def __init__(self, thread_id: str | None, limit: int) -> None:
+    def __init__(self, thread_id: str | None, limit: int, limit_bytes: int = 8 << 20) -> None:
         self.thread_id = thread_id
-        self.limit = limit
+        self.limit = limit  # events queued at most
+        self.limit_bytes = limit_bytes  # and bytes of them, beyond the first batch
+        self._queued_bytes = 0
         self.dropped = False
         self.closed = False
         self.on_drop: Callable[[], None] | None = None  # e.g. abort a connection stuck writing
@@ -105,14 +108,18 @@ class Subscription:
             write = self.direct(events)
             if write is not None:
                 return write
-        if len(self._queue) + len(events) > self.limit:
+        size = sum(len(e.data) for e in events)
+        if (len(self._queue) + len(events) > self.limit
+                or (self._queue and self._queued_bytes + size > self.limit_bytes)):
             self.dropped = True  # too slow: drop it rather than buffer without bound
             self._queue.clear()
+            self._queued_bytes = 0
             self.close()
             if self.on_drop is not None:
                 self.on_drop()
             return None
         self._queue.extend(events)
+        self._queued_bytes += size
         self._wake.set()
         return None
 
@@ -134,6 +141,7 @@ class Subscription:
             await self._wake.wait()
         events = list(self._queue)
         self._queue.clear()
+        self._queued_bytes = 0
         if not events and self.closed:
             return None
         return events

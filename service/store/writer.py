@@ -4,8 +4,8 @@ Callers `await append(line)`; the first caller of a batch starts a drain task th
 everything queued so far under the thread lock in a worker thread, fsyncs once (per the policy)
 and resolves every caller's future with the offset its line starts at. The lines are indexed (and
 their events sent) as soon as they are in the file, while the fsync runs: every other reader of
-the file sees them from then on anyway; only the callers' answers wait for the disk. A bounded queue per thread
-makes a flood of creates wait instead of growing memory.
+the file sees them from then on anyway; only the callers' answers wait for the disk. A bounded
+queue per thread makes a flood of creates wait instead of growing memory.
 """
 
 from __future__ import annotations

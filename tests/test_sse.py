@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 
 from service.keys import HUB
 
+from .jan import jan_message, jan_thread, write_thread
 from .sse import SseReader
 
 JSON = {"Content-Type": "application/json"}
@@ -185,6 +186,56 @@ async def test_after_message_starts_a_thread_stream_after_it(server: TestServer)
         nxt = await events.next()
     assert [e.json["id"] for e in replayed] == [sent[2]["id"], sent[3]["id"]]
     assert nxt.json["id"] == live["id"]
+
+
+def jan_folder_thread(data_dir: Path, count: int) -> tuple[str, list[str]]:
+    """A Jan thread written before any Threadline ran on the folder (no journal yet)."""
+    thread_id = "jan_1717666232"
+    ids = [f"old_{i}" for i in range(count)]
+    write_thread(data_dir, thread_id, jan_thread(thread_id),
+                 [jan_message(mid, thread_id, mid) for mid in ids])
+    return thread_id, ids
+
+
+async def test_an_after_replay_of_messages_older_than_the_journal_resumes_where_it_stopped(
+        start_server: Callable[..., Any], data_dir: Path) -> None:
+    """Messages from before the journal have no journal record: their replayed events carry
+    their position, so a client dropped mid-replay resumes after the last one it saw."""
+    thread_id, old = jan_folder_thread(data_dir, 6)
+    server = await start_server()
+    path = f"/v1/threads/{thread_id}/events?after={old[0]}"
+    async with stream(server, path) as events:
+        got = await events.take(2)
+    assert [e.json["id"] for e in got] == old[1:3]
+    assert got[0].id != got[1].id
+    live = await say(server, thread_id, "written while the client was away")
+    # EventSource reconnects to the same URL with the last id it saw.
+    async with stream(server, path, {"Last-Event-ID": str(got[-1].id)}) as events:
+        rest = await events.take(4)
+        assert await events.nothing_for(0.3)
+    assert [e.json["id"] for e in rest] == [*old[3:], live["id"]]
+    # The global stream has no such positions: a clear 400, not a replay of everything.
+    async with aiohttp.ClientSession() as s, s.get(
+            server.make_url("/v1/events"), headers={"Last-Event-ID": str(got[-1].id)}) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["param"] == "last_event_id"
+
+
+async def test_resuming_after_a_message_since_deleted_replays_the_threads_journaled_ones(
+        start_server: Callable[..., Any], data_dir: Path) -> None:
+    thread_id, old = jan_folder_thread(data_dir, 4)
+    server = await start_server()
+    async with stream(server, f"/v1/threads/{thread_id}/events?after={old[0]}") as events:
+        got = await events.take(1)
+    async with aiohttp.ClientSession() as s, s.delete(
+            server.make_url(f"/v1/threads/{thread_id}/messages/{old[1]}")) as resp:
+        assert resp.status == 200
+    new = await say(server, thread_id, "new")
+    async with stream(server, f"/v1/threads/{thread_id}/events",
+                      {"Last-Event-ID": str(got[0].id)}) as events:
+        rest = await events.take(1)
+        assert await events.nothing_for(0.3)
+    assert [e.json["id"] for e in rest] == [new["id"]]
 
 
 async def test_global_stream_sees_every_thread(server: TestServer) -> None:

@@ -16,7 +16,7 @@ from aiohttp import HttpVersion11, web
 from aiohttp_sse import EventSourceResponse
 
 from ..errors import InvalidRequest
-from ..events.hub import Event, Replay, Subscription, Write
+from ..events.hub import POSITION_ID, Event, Replay, Subscription, Write
 from ..keys import CONFIG, HUB, REPO
 from .request import query
 
@@ -27,7 +27,9 @@ SEND_TIMEOUT = 10.0  # a client that accepts nothing for this long is cut off (i
 
 
 def _last_event_id(request: web.Request) -> int | None:
-    raw = request.headers.get("Last-Event-ID") or query(request).get("last_event_id")
+    """A journal event id, or None: no id sent. A thread stream's position id (`0:<message>`)
+    is taken apart by `_resume_point`; anywhere else it is invalid."""
+    raw = _raw_last_event_id(request)
     if not raw:
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
@@ -36,19 +38,36 @@ def _last_event_id(request: web.Request) -> int | None:
     return int(raw)
 
 
+def _raw_last_event_id(request: web.Request) -> str | None:
+    return request.headers.get("Last-Event-ID") or query(request).get("last_event_id")
+
+
+def _resume_point(request: web.Request) -> tuple[int | None, str | None]:
+    """Where a thread stream starts: (journal event id, None), or (None, message id) for
+    `?after=` and for the position ids of its replays; a Last-Event-ID goes before `?after=`
+    (EventSource reconnects to the same URL, sending the last id it saw)."""
+    raw = _raw_last_event_id(request)
+    if raw and raw.startswith(POSITION_ID) and len(raw) > len(POSITION_ID):
+        return None, raw[len(POSITION_ID):]
+    last = _last_event_id(request)
+    return (last, None) if last is not None else (None, query(request).get("after"))
+
+
 async def thread_events(request: web.Request) -> web.StreamResponse:
     # A JSON 404 before streaming for an unknown thread.
     entry = await request.app[REPO].thread(request.match_info["thread_id"])
     hub = request.app[HUB]
-    last = _last_event_id(request)
-    after = query(request).get("after")
-    if after is not None and last is None:
+    last, after = _resume_point(request)
+    if after is not None:
         slot = entry.messages.find(after)
-        if slot < 0:
+        if slot >= 0:
+            sub = hub.subscribe(entry.id, resuming=True)
+            return await _stream(request, sub, hub.replay_after_message(entry, slot), None)
+        if after != query(request).get("after"):
+            last = 0  # resuming after a message since deleted: every journaled one of the thread
+        else:
             raise InvalidRequest(f"Invalid 'after': no message found with id '{after}'.",
                                  param="after")
-        sub = hub.subscribe(entry.id, resuming=True)
-        return await _stream(request, sub, hub.replay_after_message(entry, slot), None)
     return await _subscribe_and_stream(request, entry.id, last)
 
 

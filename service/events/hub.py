@@ -32,6 +32,10 @@ __all__ = ["CREATED", "Event", "Hub", "Replay", "Subscription", "Write"]
 log = logging.getLogger(__name__)
 
 Replay = tuple[int, str, str]  # (event id, thread id, message id) of a creation to replay
+# The id of a replayed message that has no journal record (written before the journal began, or
+# journaled too long ago to be remembered): its position in the thread, `0:<message id>`. Sent
+# back as Last-Event-ID to the thread's stream, it resumes after that message.
+POSITION_ID = "0:"
 POKE_SECONDS = 1.0
 SLICE = 128  # streams written between two turns of the event loop during a fan-out
 # Turns of the event loop a create's answer takes from its write to its socket (the writer's
@@ -279,6 +283,14 @@ class Hub:
             entry = self.catalog.get(thread_id)
             data = self.message(entry, message_id) if entry is not None else None
             if data is not None:
-                events.append(Event(CREATED, str(journal_id or self.watermark), data, thread_id,
+                events.append(Event(CREATED, str(journal_id) if journal_id
+                                    else self._position_id(message_id), data, thread_id,
                                     journal_id, message_id))
         return events
+
+    def _position_id(self, message_id: str) -> str:
+        """A replayed message's id when it has no journal record: its position (or, for an id
+        that cannot travel in an SSE id field or a header, the watermark, as before)."""
+        if message_id.isascii() and message_id.isprintable() and message_id.strip() == message_id:
+            return POSITION_ID + message_id
+        return str(self.watermark)

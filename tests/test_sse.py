@@ -177,6 +177,36 @@ async def test_resume_after_restart_includes_messages_written_while_down(
     assert [e.json["id"] for e in replayed] == ["while_down", after["id"]]
 
 
+@pytest.mark.parametrize("deleted", ["created", "old"])
+async def test_a_restart_after_the_newest_message_was_deleted_replays_nothing_old(
+        start_server: Callable[..., Any], data_dir: Path, deleted: str) -> None:
+    """The thread's latest journaled message (one created through the API, or the last one of a
+    Jan thread older than the journal) is deleted: after a restart its older messages are not
+    new, and what was written while no server ran still is."""
+    thread_id, old = jan_folder_thread(data_dir, 5)
+    server = await start_server()
+    other = await new_thread(server)
+    async with stream(server, "/v1/events") as events:
+        made = await say(server, thread_id if deleted == "created" else other, "new")
+        seen = await events.until(lambda e: e.event == "thread.message.created")
+    gone = made["id"] if deleted == "created" else old[-1]
+    async with aiohttp.ClientSession() as s, s.delete(
+            server.make_url(f"/v1/threads/{thread_id}/messages/{gone}")) as resp:
+        assert resp.status == 200
+    await server.close()
+    for restart in range(2):
+        server = await start_server()
+        async with stream(server, "/v1/events", {"Last-Event-ID": str(seen.id)}) as events:
+            assert await events.nothing_for(0.3), f"old messages replayed (restart {restart})"
+        await server.close()
+    append_external(data_dir, thread_id, "while_down", "written with no server running")
+    server = await start_server()
+    async with stream(server, "/v1/events", {"Last-Event-ID": str(seen.id)}) as events:
+        replayed = await events.take(1)
+        assert await events.nothing_for(0.3)
+    assert [e.json["id"] for e in replayed] == ["while_down"]
+
+
 async def test_after_message_starts_a_thread_stream_after_it(server: TestServer) -> None:
     thread_id = await new_thread(server)
     sent = [await say(server, thread_id, f"m{i}") for i in range(4)]

@@ -131,12 +131,33 @@ class Hub:
                 continue
             known = last.m or last.b if last is not None else None
             slot = index.find(known) if known else -1
-            # No record: the thread appeared while no Threadline ran, all of it is new. Its last
-            # journaled message since deleted: walk the whole thread, skipping what is journaled.
+            if slot < 0 and known is not None and self.journal.base.get(entry.id, "") is not None:
+                # Its latest journaled message is gone (deleted): see `_after_newest_known`.
+                records.extend(self._after_newest_known(entry))
+                continue
+            # No record (the thread appeared while no Threadline ran), or it was empty when the
+            # journal began: every message not journaled is new.
             for mid in self._ids_from(entry, slot + 1):
                 if self.journal.id_of(entry.id, mid) is None:
                     records.append(Record(t=entry.id, m=mid))
         return records
+
+    def _after_newest_known(self, entry: ThreadEntry) -> list[Record]:
+        """The new messages of a thread whose latest journaled message was deleted: those after
+        the newest one still there that the journal knows (journaled, or its baseline). With none
+        of those left, its messages are counted as old (not replayed as new) and a fresh
+        baseline records where it stands."""
+        index, base, new = entry.messages, self.journal.base.get(entry.id), []
+        for slot in range(len(index) - 1, -1, -1):
+            mid = index.id_at(slot)
+            if mid == base or self.journal.id_of(entry.id, mid) is not None:
+                break
+            new.append(mid)
+        else:
+            new = []
+        if new:
+            return [Record(t=entry.id, m=mid) for mid in reversed(new)]
+        return [Record(t=entry.id, b=index.id_at(len(index) - 1) if len(index) else None)]
 
     # --- live ------------------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ class Journal:
         self.existed = False
         self.end = 0  # how far this process has read (always at a line boundary)
         self.last: dict[str, Record] = {}  # per thread, its latest record
+        self.base: dict[str, str | None] = {}  # per thread, its latest baseline's message
         self._recent: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     def load(self) -> None:
@@ -61,6 +62,8 @@ class Journal:
 
     def _remember(self, offset: int, rec: Record) -> None:
         self.last[rec.t] = rec
+        if rec.m is None:
+            self.base[rec.t] = rec.b
         if rec.m is not None:
             key = (rec.t, rec.m)
             self._recent[key] = offset

@@ -455,10 +455,17 @@ async def test_events_reach_a_stream_of_the_shipped_server_process(tmp_path: Pat
         server.stop()
 
 
-async def test_a_resume_from_far_back_replays_every_message_in_order(server: TestServer) -> None:
-    """Replays are built and written a chunk at a time; none may be lost at chunk edges."""
+async def test_a_resume_from_far_back_replays_every_message_in_order(
+        server: TestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Replays read the journal a block at a time and build and write events a chunk at a time
+    (memory stays bounded however far back); none may be lost at block or chunk edges. Blocks
+    are made small here, so there are dozens, each ending mid-record."""
     from service.api.sse import REPLAY_CHUNK
+    from service.events import journal, replay
+    monkeypatch.setattr(journal, "READ_BLOCK", 1000)
+    monkeypatch.setattr(replay, "CHUNK", 7)
     thread_id = await new_thread(server)
+    other = await new_thread(server)
     count = REPLAY_CHUNK + 44
     async with aiohttp.ClientSession() as s:
         sent = []
@@ -466,10 +473,21 @@ async def test_a_resume_from_far_back_replays_every_message_in_order(server: Tes
             async with s.post(server.make_url(f"/v1/threads/{thread_id}/messages"),
                               json={"role": "user", "content": f"m{i}"}) as resp:
                 sent.append((await resp.json())["id"])
-    async with stream(server, "/v1/events", {"Last-Event-ID": "0"}) as events:
+            if i % 3 == 0:
+                await say(server, other, f"other {i}")
+    async with stream(server, f"/v1/threads/{thread_id}/events", {"Last-Event-ID": "0"}
+                      ) as events:
         got = [e.json["id"] for e in await events.take(count)]
         assert await events.nothing_for(0.3)
     assert got == sent
+    async with stream(server, f"/v1/threads/{thread_id}/events?after={sent[0]}") as events:
+        got = [e.json["id"] for e in await events.take(count - 1)]
+        assert await events.nothing_for(0.3)
+    assert got == sent[1:]
+    async with stream(server, "/v1/events", {"Last-Event-ID": "0"}) as events:
+        got = [e.json["id"] for e in await events.take(count + (count + 2) // 3)]
+        assert await events.nothing_for(0.3)
+    assert [m for m in got if m in set(sent)] == sent
 
 
 async def _read_until(reader: asyncio.StreamReader, marker: bytes, timeout: float = 5.0) -> bytes:

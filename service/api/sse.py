@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from aiohttp import HttpVersion11, web
@@ -81,7 +81,7 @@ async def _subscribe_and_stream(request: web.Request, thread_id: str | None, las
     hub = request.app[HUB]
     sub = hub.subscribe(thread_id, resuming=last is not None)
     try:
-        replay: list[Replay] = []
+        replay: AsyncIterator[list[Replay]] | None = None
         if last is not None:
             replay, last = await hub.replay_since(last, thread_id)
     except BaseException:
@@ -118,8 +118,14 @@ async def _send(resp: EventSourceResponse, sub: Subscription, data: bytes) -> No
         sub.busy = False
 
 
-async def _stream(request: web.Request, sub: Subscription, replay: list[Replay],
-                  last: int | None) -> web.StreamResponse:
+async def _nothing() -> AsyncIterator[list[Replay]]:
+    return
+    yield
+
+
+async def _stream(request: web.Request, sub: Subscription,
+                  replay: AsyncIterator[list[Replay]] | None, last: int | None
+                  ) -> web.StreamResponse:
     hub = request.app[HUB]
     resp = EventSourceResponse(sep="\n", ping_interval=request.app[CONFIG].sse_ping_seconds,
                                send_timeout=SEND_TIMEOUT)
@@ -134,12 +140,13 @@ async def _stream(request: web.Request, sub: Subscription, replay: list[Replay],
         # wait for the first event or ping to learn the stream is open.
         await _send(resp, sub, b": connected\n\n")
         sub.sent_upto = last or 0
-        for i in range(0, len(replay), REPLAY_CHUNK):  # bounded memory however far back
-            built = hub.replay_events(replay[i:i + REPLAY_CHUNK])
-            if built:
-                await _send(resp, sub, b"".join(e.frame for e in built))
-                sub.sent_upto = max(sub.sent_upto, *(e.journal_id for e in built))
-                sub.sent_ids.update(e.message_id for e in built)
+        async for items in replay or _nothing():  # bounded memory however far back
+            for i in range(0, len(items), REPLAY_CHUNK):
+                built = hub.replay_events(items[i:i + REPLAY_CHUNK])
+                if built:
+                    await _send(resp, sub, b"".join(e.frame for e in built))
+                    sub.sent_upto = max(sub.sent_upto, *(e.journal_id for e in built))
+                    sub.sent_ids.update(e.message_id for e in built)
         if transport is not None:
             # aiohttp chunks a response of unknown length for HTTP/1.1 only (`resp.chunked` is
             # no guide: aiohttp_sse sets it after the headers are out, whatever the version).

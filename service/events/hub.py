@@ -20,22 +20,20 @@ import contextlib
 import logging
 import random
 from collections import deque
+from collections.abc import AsyncIterator
 
 from ..feed import Change, Feed
 from ..index.catalog import Catalog, ThreadEntry
-from ..index.reader import Stale, message_bytes
 from ..models import encoder
+from . import replay
+from .catchup import unjournaled
 from .journal import Journal, Record
+from .replay import POSITION_ID, Replay
 from .subscription import CREATED, Event, Subscription, Write
 
-__all__ = ["CREATED", "Event", "Hub", "Replay", "Subscription", "Write"]
+__all__ = ["CREATED", "POSITION_ID", "Event", "Hub", "Replay", "Subscription", "Write"]
 log = logging.getLogger(__name__)
 
-Replay = tuple[int, str, str]  # (event id, thread id, message id) of a creation to replay
-# The id of a replayed message that has no journal record (written before the journal began, or
-# journaled too long ago to be remembered): its position in the thread, `0:<message id>`. Sent
-# back as Last-Event-ID to the thread's stream, it resumes after that message.
-POSITION_ID = "0:"
 POKE_SECONDS = 1.0
 SLICE = 128  # streams written between two turns of the event loop during a fan-out
 # Turns of the event loop a create's answer takes from its write to its socket (the writer's
@@ -70,7 +68,7 @@ class Hub:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.journal.load)
-        missing = self._unjournaled()
+        missing = unjournaled(self.catalog, self.journal)
         if missing:
             await loop.run_in_executor(None, self.journal.append, missing)
         self.watermark = self.journal.end
@@ -112,52 +110,6 @@ class Hub:
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscribers.pop(sub, None)
         sub.close()
-
-    # --- start-up: journal what was written while no Threadline ran ------------------------------
-
-    @staticmethod
-    def _ids_from(entry: ThreadEntry, first_slot: int) -> list[str]:
-        index = entry.messages
-        return [index.id_at(slot) for slot in range(max(first_slot, 0), len(index))]
-
-    def _unjournaled(self) -> list[Record]:
-        records: list[Record] = []
-        for entry in self.catalog.ordered():
-            index = entry.messages
-            last = self.journal.last.get(entry.id)
-            if last is None and not self.journal.existed:
-                ids = self._ids_from(entry, len(index) - 1) if len(index) else []
-                records.append(Record(t=entry.id, b=ids[-1] if ids else None))
-                continue
-            known = last.m or last.b if last is not None else None
-            slot = index.find(known) if known else -1
-            if slot < 0 and known is not None and self.journal.base.get(entry.id, "") is not None:
-                # Its latest journaled message is gone (deleted): see `_after_newest_known`.
-                records.extend(self._after_newest_known(entry))
-                continue
-            # No record (the thread appeared while no Threadline ran), or it was empty when the
-            # journal began: every message not journaled is new.
-            for mid in self._ids_from(entry, slot + 1):
-                if self.journal.id_of(entry.id, mid) is None:
-                    records.append(Record(t=entry.id, m=mid))
-        return records
-
-    def _after_newest_known(self, entry: ThreadEntry) -> list[Record]:
-        """The new messages of a thread whose latest journaled message was deleted: those after
-        the newest one still there that the journal knows (journaled, or its baseline). With none
-        of those left, its messages are counted as old (not replayed as new) and a fresh
-        baseline records where it stands."""
-        index, base, new = entry.messages, self.journal.base.get(entry.id), []
-        for slot in range(len(index) - 1, -1, -1):
-            mid = index.id_at(slot)
-            if mid == base or self.journal.id_of(entry.id, mid) is not None:
-                break
-            new.append(mid)
-        else:
-            new = []
-        if new:
-            return [Record(t=entry.id, m=mid) for mid in reversed(new)]
-        return [Record(t=entry.id, b=index.id_at(len(index) - 1) if len(index) else None)]
 
     # --- live ------------------------------------------------------------------------------------
 
@@ -269,49 +221,19 @@ class Hub:
             if mid is None:
                 data = entry.thread_bytes
             else:
-                found = self.message(entry, mid)
+                found = replay.message(self.catalog, entry, mid)
                 if found is None:
                     return None
                 data = found
         return Event(kind, event_id, data, tid, journal_id, mid)
 
-    def message(self, entry: ThreadEntry, message_id: str) -> bytes | None:
-        slot = entry.messages.find(message_id)
-        if slot < 0:
-            return None
-        try:
-            return message_bytes(self.catalog, entry, slot)
-        except (Stale, OSError):
-            return None
-
     async def replay_since(self, event_id: int, thread_id: str | None
-                           ) -> tuple[list[Replay], int]:
-        """What to replay after `event_id`, from the journal (events are built later, a chunk at
-        a time), and the id it counts from (clamped to the journal's end)."""
-        entries, since = await asyncio.get_running_loop().run_in_executor(
-            None, self.journal.read_after, event_id, thread_id)
-        return [(offset, rec.t, rec.m) for offset, rec in entries if rec.m], since
+                           ) -> tuple[AsyncIterator[list[Replay]], int]:
+        return await replay.since(self.journal, event_id, thread_id)
 
-    def replay_after_message(self, entry: ThreadEntry, slot: int) -> list[Replay]:
-        """What to replay for the messages after `slot` of a thread (`?after=<message_id>`)."""
-        return [(self.journal.id_of(entry.id, mid) or 0, entry.id, mid)
-                for mid in self._ids_from(entry, slot + 1)]
+    def replay_after_message(self, entry: ThreadEntry, slot: int
+                             ) -> AsyncIterator[list[Replay]]:
+        return replay.after_message(self.catalog, self.journal, entry, slot)
 
     def replay_events(self, items: list[Replay]) -> list[Event]:
-        """Creation events for replay items whose messages still exist."""
-        events = []
-        for journal_id, thread_id, message_id in items:
-            entry = self.catalog.get(thread_id)
-            data = self.message(entry, message_id) if entry is not None else None
-            if data is not None:
-                events.append(Event(CREATED, str(journal_id) if journal_id
-                                    else self._position_id(message_id), data, thread_id,
-                                    journal_id, message_id))
-        return events
-
-    def _position_id(self, message_id: str) -> str:
-        """A replayed message's id when it has no journal record: its position (or, for an id
-        that cannot travel in an SSE id field or a header, the watermark, as before)."""
-        if message_id.isascii() and message_id.isprintable() and message_id.strip() == message_id:
-            return POSITION_ID + message_id
-        return str(self.watermark)
+        return replay.events(self.catalog, items, self.watermark)

@@ -38,6 +38,7 @@ Entry = tuple[int, Record]  # (event id: offset just past the record, record)
 
 RECENT = 200_000  # records remembered for de-duplication between processes
 INLINE_CATCH_UP = 64 * 1024  # bytes of other processes' records `try_append` reads on the loop
+READ_BLOCK = 1 << 20  # bytes of the journal a replay reads at a time
 
 
 class Journal:
@@ -72,18 +73,23 @@ class Journal:
                 self._recent.popitem(last=False)
 
     def _catch_up(self, fd: int, size: int | None = None) -> None:
-        for offset, rec in self._read(fd, self.end, size):
-            self._remember(offset, rec)
-            self.end = offset
+        stop = os.fstat(fd).st_size if size is None else size
+        while self.end < stop:
+            entries, end = self._read(fd, self.end, stop, READ_BLOCK)
+            for offset, rec in entries:
+                self._remember(offset, rec)
+            if end == self.end:
+                break  # only a torn last line left
+            self.end = end
 
     @staticmethod
-    def _read(fd: int, start: int, size: int | None = None) -> list[Entry]:
-        """The whole records from `start` to `size` (default: the file's size now)."""
-        if size is None:
-            size = os.fstat(fd).st_size
-        if size <= start:
-            return []
-        data = os.pread(fd, size - start, start)
+    def _read(fd: int, start: int, stop: int, limit: int = 0) -> tuple[list[Entry], int]:
+        """The whole records from `start` up to `stop`, at most about `limit` bytes of them (0:
+        all), and where the next record starts."""
+        size = stop - start if not limit else min(stop - start, limit)
+        data = os.pread(fd, size, start) if size > 0 else b""
+        if limit and start + len(data) < stop and b"\n" not in data:
+            data = os.pread(fd, stop - start, start)  # one record longer than the block
         out: list[Entry] = []
         pos = 0
         while (nl := data.find(b"\n", pos)) >= 0:
@@ -91,7 +97,7 @@ class Journal:
             with contextlib.suppress(msgspec.DecodeError):
                 out.append((start + nl + 1, _decoder.decode(data[pos:nl])))
             pos = nl + 1
-        return out
+        return out, start + pos
 
     def append(self, records: list[Record]) -> list[int]:
         """Journal records, unless another process already journaled the same message; return the
@@ -146,21 +152,32 @@ class Journal:
         finally:
             os.close(fd)  # drops the lock
 
-    def read_after(self, offset: int, thread_id: str | None = None) -> tuple[list[Entry], int]:
-        """Records of created messages after event id `offset` (optionally of one thread), and
-        the offset they were read from: an id beyond the journal's end (the journal was removed
-        or restored from elsewhere) resumes from its end, so it cannot mute later events."""
+    def bounds(self, offset: int) -> tuple[int, int]:
+        """Event id `offset` clamped to the journal's size (an id beyond its end, the journal
+        removed or restored from elsewhere, resumes from the end: it cannot mute later events),
+        and the size."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return 0, 0
+        return min(offset, size), size
+
+    def read_block(self, offset: int, stop: int, thread_id: str | None = None,
+                   limit: int = READ_BLOCK) -> tuple[list[Entry], int]:
+        """Records of created messages (optionally of one thread) in about `limit` bytes of the
+        journal from `offset` (a record boundary) up to `stop`, and where the next block starts
+        (`stop` when done)."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return [], 0
+            return [], stop
         try:
-            offset = min(offset, os.fstat(fd).st_size)
-            entries = self._read(fd, offset)
+            entries, end = self._read(fd, offset, min(stop, os.fstat(fd).st_size), limit)
         finally:
             os.close(fd)
-        return [(o, r) for o, r in entries
-                if r.m is not None and (thread_id is None or r.t == thread_id)], offset
+        return ([(o, r) for o, r in entries
+                 if r.m is not None and (thread_id is None or r.t == thread_id)],
+                end if end > offset else stop)
 
     def id_of(self, thread_id: str, message_id: str) -> int | None:
         return self._recent.get((thread_id, message_id))

@@ -1,0 +1,94 @@
+"""What a resuming stream replays, a block at a time: the journal after a `Last-Event-ID`, or a
+thread's messages after one of them (`?after=`). Memory stays bounded however far back it goes:
+the journal is read in blocks, a thread's ids a chunk at a time, events built per chunk."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from ..index.catalog import Catalog, ThreadEntry
+from ..index.reader import Stale, message_bytes
+from .journal import Journal
+from .subscription import CREATED, Event
+
+Replay = tuple[int, str, str]  # (event id, thread id, message id) of a creation to replay
+CHUNK = 256  # thread messages taken (and events built) at a time
+# The id of a replayed message that has no journal record (written before the journal began, or
+# journaled too long ago to be remembered): its position in the thread, `0:<message id>`. Sent
+# back as Last-Event-ID to the thread's stream, it resumes after that message.
+POSITION_ID = "0:"
+
+
+async def since(journal: Journal, event_id: int, thread_id: str | None
+                ) -> tuple[AsyncIterator[list[Replay]], int]:
+    """The creations journaled after `event_id` (of one thread, or all), in blocks, and the id it
+    counts from (clamped to the journal's end: an id from elsewhere cannot mute later events).
+    It stops at the journal's end as it is now; later ones reach the stream live."""
+    loop = asyncio.get_running_loop()
+    start, stop = await loop.run_in_executor(None, journal.bounds, event_id)
+
+    async def blocks() -> AsyncIterator[list[Replay]]:
+        offset = start
+        while offset < stop:
+            entries, offset = await loop.run_in_executor(
+                None, journal.read_block, offset, stop, thread_id)
+            items = [(o, rec.t, rec.m) for o, rec in entries if rec.m is not None]
+            if items:
+                yield items
+    return blocks(), start
+
+
+async def after_message(catalog: Catalog, journal: Journal, entry: ThreadEntry, slot: int
+                        ) -> AsyncIterator[list[Replay]]:
+    """The messages of a thread after `slot` (`?after=<message_id>`), a chunk at a time. A rewrite
+    of the file meanwhile (another program deleted or edited a message) moves slots: it goes on
+    after the last message it gave, found again by id."""
+    thread_id, generation = entry.id, entry.generation
+    last = entry.messages.id_at(slot)
+    while True:
+        now = catalog.get(thread_id)
+        if now is None:
+            return
+        index = now.messages
+        if now.generation != generation:
+            generation, found = now.generation, index.find(last)
+            slot = found if found >= 0 else min(slot, len(index) - 1)
+        upto = min(slot + 1 + CHUNK, len(index))
+        if slot + 1 >= upto:
+            return
+        ids = [index.id_at(s) for s in range(slot + 1, upto)]
+        yield [(journal.id_of(thread_id, mid) or 0, thread_id, mid) for mid in ids]
+        slot, last = upto - 1, ids[-1]
+        await asyncio.sleep(0)
+
+
+def events(catalog: Catalog, items: list[Replay], watermark: int) -> list[Event]:
+    """Creation events for replay items whose messages still exist."""
+    out = []
+    for journal_id, thread_id, message_id in items:
+        entry = catalog.get(thread_id)
+        data = message(catalog, entry, message_id) if entry is not None else None
+        if data is not None:
+            event_id = str(journal_id) if journal_id else _position_id(message_id, watermark)
+            out.append(Event(CREATED, event_id, data, thread_id, journal_id, message_id))
+    return out
+
+
+def message(catalog: Catalog, entry: ThreadEntry, message_id: str) -> bytes | None:
+    """The served bytes of a message, or None when it is gone."""
+    slot = entry.messages.find(message_id)
+    if slot < 0:
+        return None
+    try:
+        return message_bytes(catalog, entry, slot)
+    except (Stale, OSError):
+        return None
+
+
+def _position_id(message_id: str, watermark: int) -> str:
+    """A replayed message's id when it has no journal record: its position (or, for an id that
+    cannot travel in an SSE id field or a header, the watermark)."""
+    if message_id.isascii() and message_id.isprintable() and message_id.strip() == message_id:
+        return POSITION_ID + message_id
+    return str(watermark)

@@ -207,6 +207,34 @@ async def test_a_restart_after_the_newest_message_was_deleted_replays_nothing_ol
     assert [e.json["id"] for e in replayed] == ["while_down"]
 
 
+async def test_a_thread_restored_from_a_backup_gets_new_event_ids(server: TestServer,
+                                                                  data_dir: Path) -> None:
+    """Deleted, then copied back with the same ids: its messages are created again, after
+    events a client has already seen, so they carry new ids and a resume replays them."""
+    import shutil
+    thread_id = await new_thread(server)
+    sent = [await say(server, thread_id, f"m{i}") for i in range(3)]
+    backup = data_dir.parent / "backup"
+    shutil.copytree(data_dir / "threads" / thread_id, backup)
+    async with aiohttp.ClientSession() as s, s.delete(
+            server.make_url(f"/v1/threads/{thread_id}")) as resp:
+        assert resp.status == 200
+    other = await new_thread(server)
+    async with stream(server, "/v1/events") as events:
+        await say(server, other, "marker")
+        mark = await events.until(lambda e: e.event == "thread.message.created")
+    async with stream(server, "/v1/events") as events:
+        shutil.copytree(backup, data_dir / "threads" / thread_id)
+        live = [await events.until(lambda e: e.event == "thread.message.created")
+                for _ in range(3)]
+    assert [e.json["id"] for e in live] == [m["id"] for m in sent]
+    assert all(int(e.id or 0) > int(mark.id or 0) for e in live)
+    async with stream(server, "/v1/events", {"Last-Event-ID": str(mark.id)}) as events:
+        replayed = await events.take(3)
+        assert await events.nothing_for(0.3)
+    assert [e.json["id"] for e in replayed] == [m["id"] for m in sent]
+
+
 async def test_after_message_starts_a_thread_stream_after_it(server: TestServer) -> None:
     thread_id = await new_thread(server)
     sent = [await say(server, thread_id, f"m{i}") for i in range(4)]

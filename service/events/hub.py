@@ -119,6 +119,9 @@ class Hub:
             self._wake.clear()
             batch = list(self._changes)
             self._changes.clear()
+            for _, c in batch:
+                if c.kind in ("thread.deleted", "thread.message.deleted"):
+                    self.journal.forget(c.thread_id, c.message_id)
             created = [Record(t=c.thread_id, m=c.message_id, o=c.end)
                        for _, c in batch if c.kind == CREATED]
             ids = await self._journal(created) if created else []

@@ -179,5 +179,15 @@ class Journal:
                  if r.m is not None and (thread_id is None or r.t == thread_id)],
                 end if end > offset else stop)
 
+    def forget(self, thread_id: str, message_id: str | None = None) -> None:
+        """A message (or a whole thread) was deleted: if one with the same id appears again (a
+        thread restored from a backup), it is a new creation with a new event id, not the old
+        record's (which a resuming client has long passed)."""
+        if message_id is not None:
+            self._recent.pop((thread_id, message_id), None)
+            return
+        for key in [k for k in self._recent if k[0] == thread_id]:
+            del self._recent[key]
+
     def id_of(self, thread_id: str, message_id: str) -> int | None:
         return self._recent.get((thread_id, message_id))

@@ -67,7 +67,7 @@ def create_app(config: Config) -> web.Application:
     app[REPO] = Repository(config, catalog, indexer)
     app[WATCH] = WatchStats()
     app[HUB] = Hub(catalog, feed, Journal(config.data_dir), config.sse_queue_limit,
-                   config.sse_queue_mb << 20)
+                   config.sse_queue_mb << 20, indexer.sync)
     setup_metrics(app)
     if config.cors_origins:
         setup_cors(app)

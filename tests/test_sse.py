@@ -327,6 +327,43 @@ async def test_another_threadline_process_writes_show_up(start_server: Callable[
     assert got.json == msg
 
 
+async def test_with_two_processes_a_stream_sends_creations_in_journal_order(
+        start_server: Callable[..., Any]) -> None:
+    """Process one's watcher lags (polling every 1.5 s): process two journals x, then one
+    journals its own y. One's stream must not send y before x (a client dropping between the
+    two would resume after y and never get x): y waits, x's thread is synced at once, and both
+    go out in id order, well before the watcher would have seen x."""
+    one = await start_server(watch_polling=True, watch_poll_interval_ms=1500)
+    two = await start_server()
+    tx, ty = await new_thread(two), await new_thread(one)
+    await asyncio.sleep(2)  # one has seen thread tx
+    async with stream(one, "/v1/events") as events:
+        started = time.monotonic()
+        x = await say(two, tx, "x through two")
+        y = await say(one, ty, "y through one")
+        got = [await events.until(lambda e: e.event == "thread.message.created")
+               for _ in range(2)]
+        took = time.monotonic() - started
+    assert [e.json["id"] for e in got] == [x["id"], y["id"]]
+    assert int(got[0].id or 0) < int(got[1].id or 0)
+    assert took < 1.2, f"y waited {took:.2f}s: x came by the watcher, not by the sync"
+
+
+async def test_with_two_processes_taking_writes_ids_never_go_backwards(
+        start_server: Callable[..., Any]) -> None:
+    one, two = await start_server(), await start_server()
+    tx, ty = await new_thread(two), await new_thread(one)
+    await asyncio.sleep(0.3)
+    count = 30
+    async with stream(one, "/v1/events") as events:
+        for i in range(count):
+            await asyncio.gather(say(two, tx, f"x{i}"), say(one, ty, f"y{i}"))
+        got = [await events.until(lambda e: e.event == "thread.message.created")
+               for _ in range(2 * count)]
+    ids = [int(e.id or 0) for e in got]
+    assert ids == sorted(ids) and len(set(ids)) == 2 * count
+
+
 async def test_unknown_thread_is_a_json_404_before_streaming(server: TestServer) -> None:
     async with aiohttp.ClientSession() as s, s.get(
             server.make_url("/v1/threads/nope/events")) as resp:

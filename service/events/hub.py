@@ -20,7 +20,7 @@ import contextlib
 import logging
 import random
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ..feed import Change, Feed
 from ..index.catalog import Catalog, ThreadEntry
@@ -28,6 +28,7 @@ from ..models import encoder
 from . import replay
 from .catchup import unjournaled
 from .journal import Journal, Record
+from .order import HOLD_SECONDS, InOrder
 from .replay import POSITION_ID, Replay
 from .subscription import CREATED, Event, Subscription, Write
 
@@ -43,9 +44,13 @@ ANSWER_TURNS = 2
 
 class Hub:
     def __init__(self, catalog: Catalog, feed: Feed, journal: Journal, limit: int,
-                 limit_bytes: int = 8 << 20) -> None:
+                 limit_bytes: int = 8 << 20,
+                 sync: Callable[[str], Awaitable[object]] | None = None) -> None:
         self.catalog = catalog
         self.journal = journal
+        self.order = InOrder(journal)
+        self._sync = sync  # index a thread now (for another process's creation to come sooner)
+        self._syncing: dict[str, asyncio.Task[None]] = {}
         self.limit = limit
         self.limit_bytes = limit_bytes
         # In the order they subscribed (a dict, not a set): a fan-out goes round them in that
@@ -78,7 +83,7 @@ class Hub:
     async def stop(self) -> None:
         for sub in list(self.subscribers):
             sub.close()
-        for task in (self._pump_task, self._poke_task):
+        for task in (self._pump_task, self._poke_task, *self._syncing.values()):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -115,7 +120,11 @@ class Hub:
 
     async def _pump(self) -> None:
         while True:
-            await self._wake.wait()
+            if self.order.held:  # waiting for another process's creation: not for long
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), HOLD_SECONDS / 5)
+            else:
+                await self._wake.wait()
             self._wake.clear()
             batch = list(self._changes)
             self._changes.clear()
@@ -127,6 +136,7 @@ class Hub:
             ids = await self._journal(created) if created else []
             if not self.subscribers:  # nobody listening: the journal is all that must happen
                 self.watermark = max(self.watermark, *ids) if ids else self.watermark
+                self.order.held = []
                 continue
             events: list[tuple[int, Event]] = []
             it = iter(ids)
@@ -140,8 +150,21 @@ class Hub:
                     continue
                 if event is not None:
                     events.append((seq, event))
+            events, waiting_for = self.order.release(events)
+            for thread_id in waiting_for - self._syncing.keys():
+                if self._sync is not None:
+                    self._syncing[thread_id] = asyncio.create_task(self._sync_thread(thread_id))
             if events:
                 await self.fan_out(events)
+
+    async def _sync_thread(self, thread_id: str) -> None:
+        try:
+            assert self._sync is not None
+            await self._sync(thread_id)
+        except Exception:
+            log.debug("event hub: sync of thread %s failed", thread_id, exc_info=True)
+        finally:
+            self._syncing.pop(thread_id, None)
 
     async def _journal(self, created: list[Record]) -> list[int]:
         """Event ids for creations: journaled right here when the lock is free, else (another
@@ -168,7 +191,7 @@ class Hub:
         by_thread: dict[str, list[Event]] = {}
         for e in every:
             by_thread.setdefault(e.thread_id, []).append(e)
-        oldest = events[0][0]
+        oldest = min(seq for seq, _ in events)  # not the first: creations go in journal order
         self._inflight = events
         try:
             for _ in range(ANSWER_TURNS):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -50,6 +51,9 @@ class Journal:
         self.last: dict[str, Record] = {}  # per thread, its latest record
         self.base: dict[str, str | None] = {}  # per thread, its latest baseline's message
         self._recent: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # Creations other processes journaled, read while this one appended, that it has not
+        # journaled (so not seen) itself yet: (thread, message) -> (event id, when read).
+        self._unseen: dict[tuple[str, str], tuple[int, float]] = {}
 
     def load(self) -> None:
         """Read the whole journal (start-up): the latest record of every thread."""
@@ -72,12 +76,15 @@ class Journal:
             if len(self._recent) > RECENT:
                 self._recent.popitem(last=False)
 
-    def _catch_up(self, fd: int, size: int | None = None) -> None:
+    def _catch_up(self, fd: int, size: int | None = None, live: bool = False) -> None:
         stop = os.fstat(fd).st_size if size is None else size
+        now = time.monotonic()
         while self.end < stop:
             entries, end = self._read(fd, self.end, stop, READ_BLOCK)
             for offset, rec in entries:
                 self._remember(offset, rec)
+                if live and rec.m is not None:
+                    self._unseen[(rec.t, rec.m)] = (offset, now)
             if end == self.end:
                 break  # only a torn last line left
             self.end = end
@@ -125,7 +132,7 @@ class Journal:
             size = os.fstat(fd).st_size  # under the lock: nobody else appends meanwhile
             if not wait and size - self.end > INLINE_CATCH_UP:
                 return None  # much written by other processes: read it in a worker thread
-            self._catch_up(fd, size)
+            self._catch_up(fd, size, live=True)
             chunks: list[bytes] = []
             # Past the last record read there is at most a torn or unreadable line.
             if size != self.end and os.pread(fd, 1, size - 1) != b"\n":
@@ -136,6 +143,7 @@ class Journal:
                 known = self._recent.get((rec.t, rec.m)) if rec.m is not None else None
                 if known is not None:
                     ids.append(known)
+                    self._unseen.pop((rec.t, rec.m), None)  # type: ignore[arg-type]
                     continue
                 line = _encoder.encode(rec) + b"\n"
                 chunks.append(line)
@@ -185,9 +193,22 @@ class Journal:
         record's (which a resuming client has long passed)."""
         if message_id is not None:
             self._recent.pop((thread_id, message_id), None)
+            self._unseen.pop((thread_id, message_id), None)
             return
         for key in [k for k in self._recent if k[0] == thread_id]:
             del self._recent[key]
+        for key in [k for k in self._unseen if k[0] == thread_id]:
+            del self._unseen[key]
+
+    def unseen(self, read_before: float) -> tuple[int | None, set[str]]:
+        """The oldest event id among other processes' creations this one has not seen yet, and
+        their threads; those read before `read_before` (monotonic) are given up on first."""
+        for key in [k for k, (_, when) in self._unseen.items() if when < read_before]:
+            del self._unseen[key]
+        if not self._unseen:
+            return None, set()
+        return (min(offset for offset, _ in self._unseen.values()),
+                {t for t, _ in self._unseen})
 
     def id_of(self, thread_id: str, message_id: str) -> int | None:
         return self._recent.get((thread_id, message_id))

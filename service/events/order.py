@@ -1,0 +1,59 @@
+"""Creations in journal order on every stream, also with several processes on one folder.
+
+Event ids are journal positions, and a resume replays the journal after the client's last id, so a
+stream must never send a creation before an older one it is still going to send: a client that
+disconnected between the two would resume past the older one and miss it. With one process the
+feed's order is the journal's. With several, another process may journal a message (id 83) that
+this one has not indexed yet when it journals its own (id 166): its own event then waits until
+the other one arrives here (its thread is synced at once, and the watcher would see it within
+milliseconds) or HOLD_SECONDS pass (it was deleted meanwhile, say), and both go out in id order.
+"""
+
+from __future__ import annotations
+
+import time
+from itertools import pairwise
+
+from .journal import Journal
+from .subscription import Event
+
+HOLD_SECONDS = 0.5  # the longest an event waits for an older creation of another process
+
+Batch = list[tuple[int, Event]]  # (feed sequence number, event)
+
+
+class InOrder:
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.held: Batch = []  # events kept back, in the order they will go
+
+    def release(self, events: Batch) -> tuple[Batch, set[str]]:
+        """What may go out now: `events` after those held, creations in journal order, up to
+        the first one younger than a creation another process journaled and this one has not
+        seen yet. Also the threads of those unseen creations (to be synced now)."""
+        if self.held:
+            events = self.held + events
+            self.held = []
+        events = _by_journal_id(events)  # a batch too may hold another process's older one
+        floor, threads = self.journal.unseen(time.monotonic() - HOLD_SECONDS)
+        if floor is None:
+            return events, set()
+        cut = next((i for i, (_, e) in enumerate(events) if e.journal_id > floor), len(events))
+        self.held = events[cut:]
+        return events[:cut], threads
+
+
+def _by_journal_id(events: Batch) -> Batch:
+    """Creations sorted by journal id; every other event stays right after the creation it
+    followed (a creation and then its update keep their order)."""
+    ids = [e.journal_id for _, e in events if e.journal_id]
+    if all(a < b for a, b in pairwise(ids)):
+        return events  # the usual case: already in order
+    keyed = []
+    key = 0
+    for i, (seq, event) in enumerate(events):
+        if event.journal_id:
+            key = event.journal_id
+        keyed.append((key, i, seq, event))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    return [(seq, event) for _, _, seq, event in keyed]

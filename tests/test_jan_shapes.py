@@ -268,3 +268,36 @@ async def test_thread_json_id_is_the_folder_name(data_dir: Path, start_server: M
         assert (await sdk.beta.threads.retrieve("jan_2")).id == "jan_2"
         with pytest.raises(openai.NotFoundError):
             await sdk.beta.threads.retrieve("jan_1")
+
+
+async def test_lone_surrogate_escapes_are_read_as_replacement_characters(
+        data_dir: Path, start_server: MakeServer) -> None:
+    """JavaScript's JSON.stringify writes a string cut mid-emoji as a lone `\\ud83d` escape: valid
+    JSON, but not Unicode text. Such a message is served (with U+FFFD) rather than skipped as
+    corrupt, and such a thread.json keeps its title and settings through a modify."""
+    cut = "\\ud83d"  # as the file holds it: a backslash escape, not the character
+    folder = write_thread(data_dir, "jan_1", None, [
+        json.dumps(jan_message("m1", "jan_1", "a")).replace('"a"', f'"cut here {cut}"'),
+        json.dumps(jan_message("m2", "jan_1", "b")).replace('"b"', '"a pair \\ud83d\\ude00"'),
+        json.dumps(jan_message("m3", "jan_1", "c")).replace('"c"', '"escaped \\\\ud83d"'),
+    ])
+    thread = {**jan_thread("jan_1", title="Trip"), "assistants": [{"id": "jan"}]}
+    (folder / "thread.json").write_text(json.dumps(thread).replace('"Trip"', f'"Trip {cut}"'))
+    server = await start_server()
+    async with open_sdk(server) as sdk:
+        msgs = [m async for m in sdk.beta.threads.messages.list("jan_1", order="asc")]
+        texts = [m.content[0].text.value for m in msgs]  # type: ignore[union-attr]
+        assert texts == ["cut here \ufffd", "a pair \U0001F600", "escaped \\ud83d"]
+        got = await sdk.beta.threads.messages.retrieve("m1", thread_id="jan_1")
+        assert got.content[0].text.value == "cut here \ufffd"  # type: ignore[union-attr]
+        edited = await sdk.beta.threads.messages.update("m1", thread_id="jan_1",
+                                                        metadata={"k": "v"})
+        assert edited.metadata == {"k": "v"}
+        assert edited.content[0].text.value == "cut here \ufffd"  # type: ignore[union-attr]
+        t = await sdk.beta.threads.retrieve("jan_1")
+        assert t.metadata is not None and t.metadata["title"] == "Trip \ufffd"
+        await sdk.beta.threads.update("jan_1", metadata={"k": "v"})
+    stored = json.loads((folder / "thread.json").read_text())
+    assert stored["title"] == "Trip \ufffd" and stored["assistants"] == [{"id": "jan"}]
+    assert stored["metadata"]["k"] == "v"
+    assert not list(folder.glob(".thread.json.unreadable-*"))

@@ -8,6 +8,7 @@ and a line that does not parse is marked and looked at on its own afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 from typing import Any
@@ -17,6 +18,7 @@ from ..store.lines import (
     VIEW_DECODER,
     LineView,
     crc32,
+    decode_view,
     line_is_blank,
     message_id,
     run_id_of,
@@ -101,6 +103,9 @@ def _sift(index: MessageIndex, lines: list[memoryview], recs: list[LineView | No
     found: tuple[list[int], list[int], list[str], list[int], dict[int, str]] = ([], [], [], [], {})
     f_starts, f_lengths, f_ids, f_crcs, f_run_ids = found
     for line, rec, start in zip(lines, recs, starts, strict=True):
+        if rec is None:  # one more try, for a line with a lone surrogate escape
+            with contextlib.suppress(*BAD_LINE):
+                rec = decode_view(line)
         mid = None if rec is None else message_id(rec.id)
         if mid is None:
             if rec is not None or not line_is_blank(line):

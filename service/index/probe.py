@@ -12,17 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import msgspec
-
 from ..models import Thread
 from ..store import normalize
 from ..store.layout import MESSAGES, THREAD_JSON
-from ..store.lines import BAD_LINE, complete_end, crc32, decode_object
+from ..store.lines import complete_end, crc32, decode_object
 from .build import index_file
 from .catalog import FileState, Tail
 from .messages import MessageIndex
-
-_json = msgspec.json.Decoder()
 
 
 @dataclass(frozen=True)
@@ -60,10 +56,10 @@ def load_thread_json(path: Path) -> dict[str, Any] | None:
     """thread.json as an object; None when it is unreadable or not (yet) one: half-written."""
     try:
         with path.open("rb") as f:
-            obj: Any = _json.decode(f.read())
-    except (OSError, *BAD_LINE):
+            raw = f.read()
+    except OSError:
         return None
-    return obj if isinstance(obj, dict) else None
+    return decode_object(raw)
 
 
 def _read_from(fd: int, offset: int) -> bytes:

@@ -66,6 +66,37 @@ def too_deep(buf: bytes, start: int = 0, end: int | None = None) -> bool:
     return False
 
 
+# A lone UTF-16 surrogate escaped in a string ("\\ud83d" without its pair): JavaScript's
+# JSON.stringify writes one for a string cut in the middle of an emoji, as the Jan app can. It is
+# valid JSON but not Unicode text, and msgspec refuses the line; it is read as U+FFFD instead (as
+# invalid UTF-8 is). Escaped backslashes are matched first, so `\\\\ud83d` is left alone.
+_ESCAPE = re.compile(rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+                     rb"|\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _fffd(m: re.Match[bytes]) -> bytes:
+    return b"\\ufffd" if len(m.group()) == 6 else m.group()  # 6 bytes: a lone surrogate
+
+
+def without_lone_surrogates(line: bytes) -> bytes | None:
+    """`line` with each lone surrogate escape replaced by U+FFFD's; None if it has none."""
+    if b"\\u" not in line:
+        return None
+    fixed = _ESCAPE.sub(_fffd, line)
+    return None if fixed == line else fixed
+
+
+def decode_view(line: bytes | memoryview) -> LineView:
+    """A line through the view decoder, lone surrogates read as U+FFFD (raises BAD_LINE)."""
+    try:
+        return VIEW_DECODER.decode(line)
+    except msgspec.DecodeError:
+        fixed = without_lone_surrogates(bytes(line))
+        if fixed is None:
+            raise
+        return VIEW_DECODER.decode(fixed)
+
+
 def complete_end(buf: bytes) -> int:
     """Length of the prefix of `buf` that consists of whole lines."""
     return buf.rfind(b"\n") + 1
@@ -86,7 +117,7 @@ def scan(buf: bytes, base: int = 0) -> Iterator[Line]:
     end = buf.rfind(b"\n") + 1
     pos = 0
     find = buf.find
-    decode = VIEW_DECODER.decode
+    decode = decode_view
     while pos < end:
         nl = find(b"\n", pos)
         line = view[pos:nl]
@@ -113,7 +144,13 @@ def decode_object_exact(line: bytes) -> dict[str, Any] | None:
     try:
         obj = _exact_decoder.decode(line)
     except BAD_LINE:
-        return None
+        fixed = without_lone_surrogates(line)  # U+FFFD: the only text such a string can become
+        if fixed is None:
+            return None
+        try:
+            obj = _exact_decoder.decode(fixed)
+        except BAD_LINE:
+            return None
     return obj if isinstance(obj, dict) else None
 
 
@@ -124,6 +161,8 @@ def decode_object(line: bytes) -> dict[str, Any] | None:
     try:
         obj = _any_decoder.decode(line)
     except BAD_LINE:
+        if (fixed := without_lone_surrogates(line)) is not None:
+            return decode_object(fixed)
         try:
             line.decode()
             return None
@@ -151,6 +190,6 @@ def run_id_of(raw: Any) -> str | None:
 def line_id(line: bytes) -> str | None:
     """The id of a stored message line, as `scan` would report it (None: not a message)."""
     try:
-        return message_id(VIEW_DECODER.decode(line).id)
+        return message_id(decode_view(line).id)
     except BAD_LINE:
         return None

@@ -123,7 +123,11 @@ def render(exc: BaseException) -> web.Response:
         type_ = _HTTP_TYPES.get(exc.status, "invalid_request_error" if exc.status < 500
                                 else "server_error")
         reason = exc.reason if exc.status != 404 else "Not found."
-        return error_response(exc.status, reason, type_)
+        response = error_response(exc.status, reason, type_)
+        for name in ("Allow", "WWW-Authenticate"):  # a 405 must say what is allowed (RFC 9110)
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "The server had an error while processing your request.",
                           "server_error")

@@ -292,6 +292,8 @@ async def test_methods_a_route_does_not_serve_are_405(env: Env) -> None:
         for method in {"GET", "POST", "DELETE", "PUT", "PATCH"} - set(methods):
             resp = await env.client.request(method, env.path(pattern), json={})
             await expect_error(resp, 405)
+            # RFC 9110: a 405 names the methods the resource has.
+            assert set(resp.headers["Allow"].split(",")) >= set(methods), pattern
 
 
 async def test_head_is_served_wherever_get_is(env: Env) -> None:
@@ -315,6 +317,7 @@ async def test_unknown_routes_are_404(env: Env, path: str) -> None:
 
 @pytest.mark.parametrize("query", [
     "limit=0", "limit=101", "limit=x", "order=sideways", "after=nope", "before=nope",
+    "limit=1_0", "limit=%EF%BC%95", "limit=+5", "limit=%205", "limit=5.0", "limit=-5",
 ])
 async def test_bad_list_parameters_are_400_on_every_list_route(env: Env, query: str) -> None:
     for pattern in ("/v1/threads", "/v1/threads/{t}/messages",

@@ -128,7 +128,8 @@ async def test_message_files_list_the_attachments(sdk: openai.AsyncOpenAI, serve
     msg = await sdk.beta.threads.messages.create(
         thread.id, role="user", content="see files",
         attachments=[{"file_id": "file-1", "tools": [{"type": "file_search"}]},
-                     {"file_id": "file-2"}])
+                     {"file_id": "file-2"},
+                     {"file_id": "file-1", "tools": [{"type": "code_interpreter"}]}])
     base = f"/v1/threads/{thread.id}/messages/{msg.id}/files"
     status, body = await _get(server, base)
     assert status == 200

@@ -66,11 +66,12 @@ class ListParams:
 
     def __init__(self, query: Mapping[str, str]) -> None:
         raw_limit = query.get("limit", "20")
-        try:
-            self.limit = int(raw_limit)
-        except ValueError:
+        # Plain decimal digits (int() would also take "1_0", " 5" or a fullwidth "５").
+        digits = raw_limit[1:] if raw_limit.startswith("-") else raw_limit
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
             raise InvalidRequest(f"Invalid 'limit': expected an integer, got '{raw_limit}'.",
-                                 param="limit") from None
+                                 param="limit")
+        self.limit = int(raw_limit)
         if not 1 <= self.limit <= 100:
             raise InvalidRequest(f"Invalid 'limit': {self.limit} is not between 1 and 100.",
                                  param="limit")

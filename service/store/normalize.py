@@ -198,8 +198,8 @@ def file_ids(obj: dict[str, Any]) -> list[str]:
     ids = [a.file_id for a in _attachments(obj.get("attachments"))]
     legacy = obj.get("file_ids")
     if isinstance(legacy, list):
-        ids.extend(f for f in legacy if isinstance(f, str) and f and f not in ids)
-    return ids
+        ids.extend(f for f in legacy if isinstance(f, str) and f)
+    return list(dict.fromkeys(ids))  # once each (one file may be attached for two tools)
 
 
 def message(obj: dict[str, Any], thread_id: str) -> Message:

@@ -52,7 +52,48 @@ class FileSearchResources(Struct, kw_only=True, forbid_unknown_fields=True, omit
     vector_store_ids: Annotated[list[str], Meta(max_length=1)] = msgspec.field(
         default_factory=list
     )
-    vector_stores: Annotated[list[dict[str, Any]], Meta(max_length=1)] | UnsetType = UNSET
+
+
+class AutoChunking(Struct, tag_field="type", tag="auto", forbid_unknown_fields=True):
+    pass
+
+
+class StaticChunkingSizes(Struct, kw_only=True, forbid_unknown_fields=True):
+    max_chunk_size_tokens: Annotated[int, Meta(ge=100, le=4096)]
+    chunk_overlap_tokens: Annotated[int, Meta(ge=0)]
+
+    def __post_init__(self) -> None:
+        if self.chunk_overlap_tokens * 2 > self.max_chunk_size_tokens:
+            raise ValueError("`chunk_overlap_tokens` must not exceed half of "
+                             "`max_chunk_size_tokens`")
+
+
+class StaticChunking(Struct, tag_field="type", tag="static", forbid_unknown_fields=True):
+    static: StaticChunkingSizes
+
+
+class NewVectorStore(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """`tool_resources.file_search.vector_stores[]` of a thread create: kept in thread.json as
+    given (no vector store is made here)."""
+    file_ids: list[str] | UnsetType = UNSET
+    chunking_strategy: AutoChunking | StaticChunking | UnsetType = UNSET
+    metadata: Metadata | UnsetType = UNSET
+
+
+class NewFileSearchResources(Struct, kw_only=True, forbid_unknown_fields=True,
+                             omit_defaults=True):
+    """A thread create's file search: the spec takes exactly one of the two."""
+    vector_store_ids: Annotated[list[str], Meta(max_length=1)] | UnsetType = UNSET
+    vector_stores: Annotated[list[NewVectorStore], Meta(max_length=1)] | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if (self.vector_store_ids is UNSET) == (self.vector_stores is UNSET):
+            raise ValueError("expected exactly one of `vector_store_ids` and `vector_stores`")
+
+
+class NewToolResources(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    code_interpreter: CodeInterpreterResources | UnsetType = UNSET
+    file_search: NewFileSearchResources | UnsetType = UNSET
 
 
 class ToolResources(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -100,7 +141,7 @@ class CreateMessage(Struct, kw_only=True, forbid_unknown_fields=True):
 
 class CreateThread(Struct, kw_only=True, forbid_unknown_fields=True):
     messages: list[CreateMessage] = msgspec.field(default_factory=list)
-    tool_resources: ToolResources | None = None
+    tool_resources: NewToolResources | None = None
     metadata: Metadata | None = None
 
 

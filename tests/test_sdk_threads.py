@@ -140,3 +140,40 @@ async def test_list_threads_includes_jan_threads_by_creation_time(
         ours = await sdk.beta.threads.create()
         pager = sdk.get_api_list("/threads", model=Thread, page=AsyncCursorPage[Thread])
         assert [t.id async for t in pager] == [ours.id, "jan_1717000000", "jan_1700000000"]
+
+
+@pytest.mark.parametrize("file_search", [
+    {"vector_stores": [{"file_ids": ["file-a"]}]},
+    {"vector_stores": [{"file_ids": ["file-a"], "chunking_strategy": {"type": "auto"},
+                        "metadata": {"k": "v"}}]},
+    {"vector_stores": [{"chunking_strategy": {"type": "static", "static": {
+        "max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}}]},
+])
+async def test_a_new_vector_store_in_a_thread_create_is_accepted_and_kept(
+        sdk: openai.AsyncOpenAI, data_dir: Path, file_search: dict[str, object]) -> None:
+    thread = await sdk.beta.threads.create(
+        tool_resources={"file_search": file_search})  # type: ignore[typeddict-item]
+    stored = json.loads((data_dir / "threads" / thread.id / "thread.json").read_text())
+    assert stored["tool_resources"]["file_search"] == file_search
+
+
+@pytest.mark.parametrize("file_search", [
+    {},  # the spec takes exactly one of the two
+    {"vector_store_ids": ["vs_1"], "vector_stores": [{"file_ids": []}]},
+    {"vector_stores": [{"file_ids": [1]}]},
+    {"vector_stores": [{"chunking_strategy": {"type": "nope"}}]},
+    {"vector_stores": [{"chunking_strategy": {"type": "static", "static": {
+        "max_chunk_size_tokens": 50, "chunk_overlap_tokens": 10}}}]},
+    {"vector_stores": [{"chunking_strategy": {"type": "static", "static": {
+        "max_chunk_size_tokens": 800, "chunk_overlap_tokens": 401}}}]},
+    {"vector_stores": [{"metadata": {"k": 1}}]},
+    {"vector_stores": [{"x": 1}]},
+    {"vector_stores": [{}, {}]},
+])
+async def test_an_invalid_file_search_in_a_thread_create_is_400(
+        sdk: openai.AsyncOpenAI, data_dir: Path, file_search: dict[str, object]) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await sdk.beta.threads.create(
+            tool_resources={"file_search": file_search})  # type: ignore[typeddict-item]
+    assert caught.value.status_code == 400
+    assert not list((data_dir / "threads").glob("*"))

@@ -66,7 +66,7 @@ class ListParams:
 
     def __init__(self, query: Mapping[str, str]) -> None:
         raw_limit = query.get("limit", "20")
-        # Plain decimal digits (int() would also take "1_0", " 5" or a fullwidth "５").
+        # Plain decimal digits (int() would also take "1_0", " 5" or fullwidth digits).
         digits = raw_limit[1:] if raw_limit.startswith("-") else raw_limit
         if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
             raise InvalidRequest(f"Invalid 'limit': expected an integer, got '{raw_limit}'.",

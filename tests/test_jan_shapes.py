@@ -301,3 +301,20 @@ async def test_lone_surrogate_escapes_are_read_as_replacement_characters(
     assert stored["title"] == "Trip \ufffd" and stored["assistants"] == [{"id": "jan"}]
     assert stored["metadata"]["k"] == "v"
     assert not list(folder.glob(".thread.json.unreadable-*"))
+
+
+async def test_a_byte_order_mark_at_the_start_of_the_file_loses_no_message(
+        data_dir: Path, start_server: MakeServer) -> None:
+    """An editor saving messages.jsonl as "UTF-8 with BOM": the first message is still one."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"),
+                          [jan_message("m1", "jan_1", "first"), jan_message("m2", "jan_1", "b")])
+    path = folder / "messages.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    server = await start_server()
+    async with open_sdk(server) as sdk:
+        msgs = [m async for m in sdk.beta.threads.messages.list("jan_1", order="asc")]
+        assert [m.id for m in msgs] == ["m1", "m2"]
+        got = await sdk.beta.threads.messages.retrieve("m1", thread_id="jan_1")
+        assert got.content[0].text.value == "first"  # type: ignore[union-attr]
+    health = await raw_get(server, "/healthz")
+    assert health["corrupt_lines"] == 0

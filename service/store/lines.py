@@ -86,12 +86,23 @@ def without_lone_surrogates(line: bytes) -> bytes | None:
     return None if fixed == line else fixed
 
 
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark, as an editor may put at the start of a file
+
+
+def repaired(line: bytes) -> bytes | None:
+    """A line the parser refused, made readable if it can be: a leading byte order mark dropped,
+    lone surrogate escapes read as U+FFFD. None when there is nothing to repair."""
+    fixed = line[len(BOM):] if line.startswith(BOM) else line
+    fixed = without_lone_surrogates(fixed) or fixed
+    return None if fixed is line else fixed
+
+
 def decode_view(line: bytes | memoryview) -> LineView:
-    """A line through the view decoder, lone surrogates read as U+FFFD (raises BAD_LINE)."""
+    """A line through the view decoder, repaired if need be (raises BAD_LINE)."""
     try:
         return VIEW_DECODER.decode(line)
     except msgspec.DecodeError:
-        fixed = without_lone_surrogates(bytes(line))
+        fixed = repaired(bytes(line))
         if fixed is None:
             raise
         return VIEW_DECODER.decode(fixed)
@@ -144,7 +155,7 @@ def decode_object_exact(line: bytes) -> dict[str, Any] | None:
     try:
         obj = _exact_decoder.decode(line)
     except BAD_LINE:
-        fixed = without_lone_surrogates(line)  # U+FFFD: the only text such a string can become
+        fixed = repaired(line)  # U+FFFD: the only text a lone surrogate can become
         if fixed is None:
             return None
         try:
@@ -161,7 +172,7 @@ def decode_object(line: bytes) -> dict[str, Any] | None:
     try:
         obj = _any_decoder.decode(line)
     except BAD_LINE:
-        if (fixed := without_lone_surrogates(line)) is not None:
+        if (fixed := repaired(line)) is not None:
             return decode_object(fixed)
         try:
             line.decode()

@@ -17,13 +17,16 @@ RUN python3 -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.tom
  && /opt/threadline/bin/pip install -r requirements.txt
 COPY README.md ./
 COPY service ./service
-RUN /opt/threadline/bin/pip install --no-deps .
+# pip and setuptools are not needed to run: out of the image (and out of scanners' reports).
+RUN /opt/threadline/bin/pip install --no-deps . \
+ && /opt/threadline/bin/pip uninstall -y -q pip setuptools
 
 FROM debian:bookworm-slim
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* \
  && useradd --uid 10001 --user-group --no-create-home --home-dir /data --shell /usr/sbin/nologin threadline \
  && mkdir /data && chown threadline:threadline /data
 COPY --from=build /opt/threadline /opt/threadline

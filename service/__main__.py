@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__, check, logs, workers
+from . import __version__, check, datadir, logs, workers
 from .config import Config, ConfigError, load
 
 
@@ -64,6 +64,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"threadline: {exc}", file=sys.stderr)
         return 2
     logs.setup(config)
+    if (why := datadir.unusable(config.data_dir)) is not None:
+        print(f"threadline: {why}", file=sys.stderr)
+        return 2
     if config.workers > 1:
         return workers.run(config.workers, lambda: serve_one(config, reuse_port=True))
     return serve_one(config)

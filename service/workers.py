@@ -20,6 +20,8 @@ from types import FrameType
 log = logging.getLogger(__name__)
 
 RESTART_PAUSE = 1.0
+QUICK_EXIT = 10.0  # a worker that dies this soon after it started failed to start
+GIVE_UP_AFTER = 3  # quick deaths in a row: restarting will not help; stop with its code
 
 
 def _spawn(serve_one: Callable[[], int]) -> int:
@@ -30,7 +32,10 @@ def _spawn(serve_one: Callable[[], int]) -> int:
         code = 1
         try:
             code = serve_one()
+        except BaseException:  # os._exit below skips the usual report: log it here
+            log.exception("worker %d failed", os.getpid())
         finally:
+            logging.shutdown()
             os._exit(code)
     return pid
 
@@ -49,10 +54,18 @@ def run(count: int, serve_one: Callable[[], int]) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    started: dict[int, float] = {}
+
+    def spawn() -> None:
+        pid = _spawn(serve_one)
+        children.add(pid)
+        started[pid] = time.monotonic()
+
     for _ in range(count):
-        children.add(_spawn(serve_one))
+        spawn()
     log.info("started %d workers", count)
     worst = 0
+    quick = 0  # workers in a row that died soon after starting
     while children:
         try:
             pid, status = os.wait()
@@ -63,9 +76,16 @@ def run(count: int, serve_one: Callable[[], int]) -> int:
         children.discard(pid)
         code = os.waitstatus_to_exitcode(status)
         worst = max(worst, abs(code))
-        if not stopping:
-            log.error("worker %d exited with %d; starting another", pid, code)
-            time.sleep(RESTART_PAUSE)
-            if not stopping:  # a SIGTERM during the pause: no new worker nobody would stop
-                children.add(_spawn(serve_one))
+        quick = quick + 1 if time.monotonic() - started.pop(pid, 0.0) < QUICK_EXIT else 0
+        if stopping:
+            continue
+        if quick >= GIVE_UP_AFTER:
+            log.error("worker %d exited with %d, the %d worker in a row to die as it started; "
+                      "stopping (see the error above)", pid, code, quick)
+            forward(signal.SIGTERM, None)
+            continue
+        log.error("worker %d exited with %d; starting another", pid, code)
+        time.sleep(RESTART_PAUSE)
+        if not stopping:  # a SIGTERM during the pause: no new worker nobody would stop
+            spawn()
     return worst

@@ -167,7 +167,8 @@ def test_image_refuses_to_serve_without_a_key(image: str) -> None:
 def test_compose_file_runs_the_service(image: str) -> None:
     project = "tltest" + secrets.token_hex(4)
     port = free_port()
-    env = {**os.environ, "THREADLINE_API_KEYS": KEY, "THREADLINE_HOST_PORT": str(port)}
+    env = {**os.environ, "THREADLINE_API_KEYS": KEY, "THREADLINE_HOST_PORT": str(port),
+           "THREADLINE_VOLUME": f"{project}-data"}  # never the user's own threadline-data
     compose = (COMPOSE, "-p", project)
     try:
         run(*compose, f"--podman-build-args={' '.join(build_args())}", "up", "-d", "--build",
@@ -178,6 +179,6 @@ def test_compose_file_runs_the_service(image: str) -> None:
         assert http("GET", base + "/v1/threads")[0] == 200
         assert http("GET", base + "/v1/threads", key="wrong")[0] == 401
         volumes = podman("volume", "ls", "--format", "{{.Name}}").stdout.split()
-        assert f"{project}_threadline-data" in volumes
+        assert f"{project}-data" in volumes
     finally:
         run(*compose, "down", "-v", cwd=ROOT, env=env, check=False, timeout=300)

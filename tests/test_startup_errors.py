@@ -1,0 +1,60 @@
+"""Start-up failures say what is wrong in one line and stop, instead of a traceback or a loop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from .procs import ROOT, clean_env
+
+NOBODY = 65534
+
+
+@pytest.mark.skipif(os.getuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv (util-linux) to run the server as another user")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_data_folder_the_server_cannot_write_is_one_clear_line_and_exit_2(
+        workers: str) -> None:
+    """As in a container whose user does not own the bind-mounted Jan folder. (Outside pytest's
+    tmp_path, which other users cannot enter.)"""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        (data / "threads").mkdir(parents=True)
+        Path(tmp).chmod(0o755)
+        started = time.monotonic()
+        proc = subprocess.run(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             sys.executable, "-m", "service", "serve", "--data-dir", str(data), "--port", "0",
+             "--workers", workers],
+            cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60)
+        left = list((data / "threads").iterdir())
+    assert proc.returncode == 2, proc.stderr
+    assert time.monotonic() - started < 20
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "cannot be written" in lines[0] and "uid 0" in lines[0] and "--user 0:0" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not left
+
+
+def test_workers_that_die_as_they_start_are_logged_and_not_restarted_forever() -> None:
+    code = ("import logging, sys\n"
+            "logging.basicConfig(level=logging.INFO)\n"
+            "from service import workers\n"
+            "workers.RESTART_PAUSE = 0.05\n"
+            "sys.exit(workers.run(2, lambda: 1 // 0))\n")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert time.monotonic() - started < 20
+    assert "ZeroDivisionError" in proc.stderr  # the cause, not only "exited with 1"
+    assert "stopping" in proc.stderr
+    assert proc.stderr.count("starting another") < 5

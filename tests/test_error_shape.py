@@ -87,12 +87,12 @@ BAD_BODIES: dict[str, bytes] = {
     "nested arrays": b"[" * DEEP + b"]" * DEEP,
     "nested objects": b'{"a":' * DEEP + b"1" + b"}" * DEEP,
     "nested in metadata": b'{"metadata": {"k": ' + b"[" * DEEP + b"]" * DEEP + b"}}",
-    "nested in a free-form field": (
+    "nested in tool_resources": (
         b'{"tool_resources": {"file_search": {"vector_stores": [{"x": '
         + b"[" * DEEP + b"]" * DEEP + b"}]}}}"),
     "1e400": b'{"metadata": {"k": 1e400}}',
     "10**5000": b'{"metadata": {"k": 1' + b"0" * 5000 + b"}}",
-    "huge int in a free-form field": (
+    "huge int in tool_resources": (
         b'{"tool_resources": {"file_search": {"vector_stores": [{"x": 1' + b"0" * 5000
         + b"}]}}}"),
     "huge timestamp": b'{"completed_at": 1' + b"0" * 5000 + b"}",

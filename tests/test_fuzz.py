@@ -417,8 +417,9 @@ async def test_found_a_line_indexed_in_a_shallow_stack_is_served_from_a_deep_one
 
 async def test_found_free_form_values_nested_past_the_line_bound_are_rejected(
         fast_client: TestClient, data_dir: Path) -> None:
-    # `vector_stores` takes any JSON: nested 500 deep it was stored, and then could not be read
-    # back under the bound stored lines have (a later modify would have dropped the fields).
+    # `vector_stores` once took any JSON: nested 500 deep it was stored, and then could not be
+    # read back under the bound stored lines have (a later modify would have dropped the fields).
+    # It is typed now; deep nesting there must still be a 400, whichever check refuses it.
     for n in (MAX_DEPTH, 900, 5000):
         nest = b"[" * n + b"]" * n
         body = b'{"tool_resources":{"file_search":{"vector_stores":[{"x":' + nest + b"}]}}}"

@@ -34,7 +34,7 @@ async def json_body(request: web.Request, type_: type[T]) -> T:
     try:
         return cast(T, REQUEST_DECODERS[type_].decode(body))
     # Neither is a msgspec error: invalid UTF-8 in a string, and nesting past the parser's depth
-    # inside a free-form field (`vector_stores`); both are the client's fault, not ours.
+    # (should the depth check above ever let one through); both are the client's fault.
     except UnicodeDecodeError:
         raise InvalidRequest("Request body is not valid UTF-8.") from None
     except RecursionError:

@@ -364,6 +364,92 @@ async def test_with_two_processes_taking_writes_ids_never_go_backwards(
     assert ids == sorted(ids) and len(set(ids)) == 2 * count
 
 
+async def _slow_syncs(server: TestServer) -> asyncio.Event:
+    """The hub's thread syncs wait for the returned gate (a slow disk, a busy process): the
+    window in which an event is held for another process's older creation stays open."""
+    hub = server.app[HUB]
+    gate, sync = asyncio.Event(), hub._sync
+
+    async def slow(thread_id: str) -> Any:
+        await gate.wait()
+        return await sync(thread_id)
+    hub._sync = slow
+    return gate
+
+
+async def test_a_stream_that_subscribes_while_an_event_is_held_gets_it_in_journal_order(
+        start_server: Callable[..., Any]) -> None:
+    one, two = await start_server(watch=False), await start_server(watch=False)
+    tx, ty = await new_thread(one), await new_thread(two)
+    await post(two, f"/v1/threads/{tx}/messages", {"role": "user", "content": "two knows tx"})
+    gate = await _slow_syncs(two)
+    async with stream(two, "/v1/events") as early:
+        x = await say(one, tx, "x")  # journaled by one; two has not indexed it
+        y = await say(two, ty, "y")  # journaled by two after x: held until x arrives
+        assert two.app[HUB].order.held
+        async with stream(two, "/v1/events") as late:  # live from now: y is already queued
+            await asyncio.sleep(0.05)
+            gate.set()
+            z = await say(two, ty, "z")
+            got_late = [await late.until(lambda e: e.event == "thread.message.created")
+                        for _ in range(3)]
+        got_early = [await early.until(lambda e: e.event == "thread.message.created")
+                     for _ in range(3)]
+    order = [x["id"], y["id"], z["id"]]
+    assert [e.json["id"] for e in got_early] == order
+    # Not x then z: a resume after z would never see y.
+    assert [e.json["id"] for e in got_late] == order
+
+
+async def test_a_resume_replays_another_processs_creation_this_one_has_not_indexed(
+        start_server: Callable[..., Any]) -> None:
+    one, two = await start_server(watch=False), await start_server(watch=False)
+    tx = await new_thread(one)
+    await say(two, tx, "two knows tx")
+    async with stream(two, "/v1/events", {"Last-Event-ID": "0"}) as events:
+        seen = await events.until(lambda e: e.event == "thread.message.created")
+    x = await say(one, tx, "x, journaled by one")  # two has no watcher: not indexed there
+    async with stream(two, "/v1/events", {"Last-Event-ID": str(seen.id)}) as events:
+        got = await events.until(lambda e: e.event == "thread.message.created")
+        assert await events.nothing_for(0.3)
+    assert got.json["id"] == x["id"]
+
+
+async def test_an_after_replay_goes_on_after_a_rewrite_that_deleted_the_last_message_it_sent(
+        start_server: Callable[..., Any], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    from service.events import replay
+    from service.keys import CATALOG
+    monkeypatch.setattr(replay, "CHUNK", 5)
+    thread_id, old = jan_folder_thread(data_dir, 14)
+    server = await start_server(watch=False)
+    chunks = server.app[HUB].replay_after_message(server.app[CATALOG].get(thread_id), 0)
+    first = [mid for _, _, mid in await chunks.__anext__()]
+    assert first == old[1:6]
+    async with aiohttp.ClientSession() as s:
+        for gone in (old[5], old[2]):  # the last one sent, and one before it
+            async with s.delete(server.make_url(
+                    f"/v1/threads/{thread_id}/messages/{gone}")) as resp:
+                assert resp.status == 200
+    rest = [mid async for chunk in chunks for _, _, mid in chunk]
+    assert rest == old[6:]
+
+
+async def test_creations_of_other_processes_are_not_remembered_without_subscribers(
+        start_server: Callable[..., Any]) -> None:
+    from service.events.order import HOLD_SECONDS
+    one, two = await start_server(watch=False), await start_server(watch=False)
+    tx, ty = await new_thread(one), await new_thread(two)
+    for i in range(50):
+        await say(one, tx, f"x{i}")
+    await say(two, ty, "two reads the journal: 50 creations it has not seen")
+    assert len(two.app[HUB].journal._unseen) == 50
+    await asyncio.sleep(HOLD_SECONDS + 0.1)
+    await say(two, ty, "and again")
+    await asyncio.sleep(0.05)
+    assert not two.app[HUB].journal._unseen
+
+
 async def test_unknown_thread_is_a_json_404_before_streaming(server: TestServer) -> None:
     async with aiohttp.ClientSession() as s, s.get(
             server.make_url("/v1/threads/nope/events")) as resp:

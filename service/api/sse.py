@@ -142,7 +142,9 @@ async def _stream(request: web.Request, sub: Subscription,
         sub.sent_upto = last or 0
         async for items in replay or _nothing():  # bounded memory however far back
             for i in range(0, len(items), REPLAY_CHUNK):
-                built = hub.replay_events(items[i:i + REPLAY_CHUNK])
+                if sub.closed:  # shutting down (or dropped): stop replaying
+                    break
+                built = await hub.replay_events(items[i:i + REPLAY_CHUNK])
                 if built:
                     await _send(resp, sub, b"".join(e.frame for e in built))
                     sub.sent_upto = max(sub.sent_upto, *(e.journal_id for e in built))

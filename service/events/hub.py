@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -137,6 +138,7 @@ class Hub:
             if not self.subscribers:  # nobody listening: the journal is all that must happen
                 self.watermark = max(self.watermark, *ids) if ids else self.watermark
                 self.order.held = []
+                self.journal.unseen(time.monotonic() - HOLD_SECONDS)  # drops the stale ones
                 continue
             events: list[tuple[int, Event]] = []
             it = iter(ids)
@@ -204,8 +206,7 @@ class Hub:
                 writes: list[Write] = []
                 for sub in subs[start:start + SLICE]:
                     if sub.after_seq >= oldest:  # live from a change within the batch on
-                        mine = [e for seq, e in events if seq > sub.after_seq
-                                and sub.thread_id in (None, e.thread_id)]
+                        mine = _from_first_new(events, sub)
                     elif sub.thread_id is None:
                         mine = every
                     else:
@@ -261,5 +262,26 @@ class Hub:
                              ) -> AsyncIterator[list[Replay]]:
         return replay.after_message(self.catalog, self.journal, entry, slot)
 
-    def replay_events(self, items: list[Replay]) -> list[Event]:
-        return replay.events(self.catalog, items, self.watermark)
+    async def replay_events(self, items: list[Replay]) -> list[Event]:
+        """Creation events for replay items whose messages exist. One another process journaled
+        that this one has not indexed yet (its watcher has not caught up) is not gone: its
+        thread is synced first, or it would be skipped now and dropped when it comes live (its
+        id is below what the replay sent)."""
+        events = replay.events(self.catalog, items, self.watermark)
+        if len(events) < len(items) and self._sync is not None:
+            found = {e.message_id for e in events}
+            for thread_id in {t for _, t, m in items if m not in found}:
+                with contextlib.suppress(Exception):
+                    await self._sync(thread_id)
+            events = replay.events(self.catalog, items, self.watermark)
+        return events
+
+
+def _from_first_new(events: list[tuple[int, Event]], sub: Subscription) -> list[Event]:
+    """A stream that went live during this batch: its events from the first one that came in
+    after it subscribed, on (in the batch's order, which is journal order: an older creation
+    released after a newer one must not be skipped, or a resume after the newer one misses it)."""
+    for i, (seq, _) in enumerate(events):
+        if seq > sub.after_seq:
+            return [e for _, e in events[i:] if sub.thread_id in (None, e.thread_id)]
+    return []

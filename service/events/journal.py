@@ -54,6 +54,8 @@ class Journal:
         # Creations other processes journaled, read while this one appended, that it has not
         # journaled (so not seen) itself yet: (thread, message) -> (event id, when read).
         self._unseen: dict[tuple[str, str], tuple[int, float]] = {}
+        # Threads deleted: their records up to this offset are forgotten (see `forget`).
+        self._forgotten: dict[str, int] = {}
 
     def load(self) -> None:
         """Read the whole journal (start-up): the latest record of every thread."""
@@ -140,7 +142,7 @@ class Journal:
                 size += 1
             ids: list[int] = []
             for rec in records:
-                known = self._recent.get((rec.t, rec.m)) if rec.m is not None else None
+                known = self._known(rec.t, rec.m) if rec.m is not None else None
                 if known is not None:
                     ids.append(known)
                     self._unseen.pop((rec.t, rec.m), None)  # type: ignore[arg-type]
@@ -195,10 +197,16 @@ class Journal:
             self._recent.pop((thread_id, message_id), None)
             self._unseen.pop((thread_id, message_id), None)
             return
-        for key in [k for k in self._recent if k[0] == thread_id]:
-            del self._recent[key]
+        self._forgotten[thread_id] = self.end  # not a walk of every record remembered
         for key in [k for k in self._unseen if k[0] == thread_id]:
             del self._unseen[key]
+
+    def _known(self, thread_id: str, message_id: str) -> int | None:
+        """The event id of a message's record, unless its thread was deleted since."""
+        offset = self._recent.get((thread_id, message_id))
+        if offset is not None and offset <= self._forgotten.get(thread_id, 0):
+            return None
+        return offset
 
     def unseen(self, read_before: float) -> tuple[int | None, set[str]]:
         """The oldest event id among other processes' creations this one has not seen yet, and
@@ -211,4 +219,4 @@ class Journal:
                 {t for t, _ in self._unseen})
 
     def id_of(self, thread_id: str, message_id: str) -> int | None:
-        return self._recent.get((thread_id, message_id))
+        return self._known(thread_id, message_id)

@@ -45,21 +45,23 @@ async def after_message(catalog: Catalog, journal: Journal, entry: ThreadEntry, 
     of the file meanwhile (another program deleted or edited a message) moves slots: it goes on
     after the last message it gave, found again by id."""
     thread_id, generation = entry.id, entry.generation
-    last = entry.messages.id_at(slot)
+    given = [entry.messages.id_at(slot)]  # the last chunk's ids (at first: the `after` message)
     while True:
         now = catalog.get(thread_id)
         if now is None:
             return
         index = now.messages
-        if now.generation != generation:
-            generation, found = now.generation, index.find(last)
-            slot = found if found >= 0 else min(slot, len(index) - 1)
+        if now.generation != generation:  # rewritten: after the newest given one still there
+            generation = now.generation
+            found = next((f for mid in reversed(given) if (f := index.find(mid)) >= 0), -1)
+            # None of them left: where the chunk began, as near as can be told.
+            slot = found if found >= 0 else min(slot - len(given), len(index) - 1)
         upto = min(slot + 1 + CHUNK, len(index))
         if slot + 1 >= upto:
             return
-        ids = [index.id_at(s) for s in range(slot + 1, upto)]
-        yield [(journal.id_of(thread_id, mid) or 0, thread_id, mid) for mid in ids]
-        slot, last = upto - 1, ids[-1]
+        given = [index.id_at(s) for s in range(slot + 1, upto)]
+        yield [(journal.id_of(thread_id, mid) or 0, thread_id, mid) for mid in given]
+        slot = upto - 1
         await asyncio.sleep(0)
 
 

@@ -459,6 +459,20 @@ async def test_unknown_thread_is_a_json_404_before_streaming(server: TestServer)
     assert body["error"]["message"] == "No thread found with id 'nope'."
 
 
+async def test_head_on_a_stream_is_its_headers_without_a_stream(server: TestServer) -> None:
+    thread_id = await new_thread(server)
+    async with aiohttp.ClientSession() as s:
+        for path in ("/v1/events", f"/v1/threads/{thread_id}/events"):
+            async with s.head(server.make_url(path)) as resp:
+                assert resp.status == 200, path
+                assert resp.content_type == "text/event-stream"
+                assert resp.headers["Cache-Control"] == "no-cache"
+                assert await resp.read() == b""
+        async with s.head(server.make_url("/v1/threads/nope/events")) as resp:
+            assert resp.status == 404
+    assert not server.app[HUB].subscribers
+
+
 async def test_bad_last_event_id_is_400(server: TestServer) -> None:
     for query, headers in (("", {"Last-Event-ID": "x;y"}), ("?last_event_id=%C2%B2", {}),
                            ("?last_event_id=%FF", {})):

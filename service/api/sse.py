@@ -58,6 +58,8 @@ async def thread_events(request: web.Request) -> web.StreamResponse:
     entry = await request.app[REPO].thread(request.match_info["thread_id"])
     hub = request.app[HUB]
     last, after = _resume_point(request)
+    if request.method == "HEAD":
+        return _head()
     if after is not None:
         slot = entry.messages.find(after)
         if slot >= 0:
@@ -72,7 +74,16 @@ async def thread_events(request: web.Request) -> web.StreamResponse:
 
 
 async def all_events(request: web.Request) -> web.StreamResponse:
-    return await _subscribe_and_stream(request, None, _last_event_id(request))
+    last = _last_event_id(request)
+    if request.method == "HEAD":
+        return _head()
+    return await _subscribe_and_stream(request, None, last)
+
+
+def _head() -> web.Response:
+    """HEAD: a stream's headers, no stream."""
+    return web.Response(content_type="text/event-stream", headers={
+        "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 async def _subscribe_and_stream(request: web.Request, thread_id: str | None, last: int | None

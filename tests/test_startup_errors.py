@@ -17,8 +17,21 @@ from .procs import ROOT, clean_env
 NOBODY = 65534
 
 
-@pytest.mark.skipif(os.getuid() != 0 or shutil.which("setpriv") is None,
-                    reason="needs root and setpriv (util-linux) to run the server as another user")
+def _as_nobody() -> list[str]:
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+def _nobody_can_run_python() -> bool:
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        return False
+    probe = subprocess.run([*_as_nobody(), sys.executable, "-c", "import service"], cwd=ROOT,
+                           env=clean_env(), capture_output=True, timeout=60)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _nobody_can_run_python(),
+                    reason="needs root, setpriv (util-linux) and an interpreter other users can "
+                           "run, to start the server as another user")
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_data_folder_the_server_cannot_write_is_one_clear_line_and_exit_2(
         workers: str) -> None:
@@ -30,8 +43,7 @@ def test_a_data_folder_the_server_cannot_write_is_one_clear_line_and_exit_2(
         Path(tmp).chmod(0o755)
         started = time.monotonic()
         proc = subprocess.run(
-            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-             sys.executable, "-m", "service", "serve", "--data-dir", str(data), "--port", "0",
+            [*_as_nobody(), sys.executable, "-m", "service", "serve", "--data-dir", str(data), "--port", "0",
              "--workers", workers],
             cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60)
         left = list((data / "threads").iterdir())

@@ -43,8 +43,8 @@ def test_a_data_folder_the_server_cannot_write_is_one_clear_line_and_exit_2(
         Path(tmp).chmod(0o755)
         started = time.monotonic()
         proc = subprocess.run(
-            [*_as_nobody(), sys.executable, "-m", "service", "serve", "--data-dir", str(data), "--port", "0",
-             "--workers", workers],
+            [*_as_nobody(), sys.executable, "-m", "service", "serve", "--data-dir", str(data),
+             "--port", "0", "--workers", workers],
             cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60)
         left = list((data / "threads").iterdir())
     assert proc.returncode == 2, proc.stderr

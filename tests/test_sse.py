@@ -652,6 +652,10 @@ async def test_a_resume_from_far_back_replays_every_message_in_order(
     async with stream(server, "/v1/events", {"Last-Event-ID": "0"}) as events:
         got = [e.json["id"] for e in await events.take(count + (count + 2) // 3)]
         assert await events.nothing_for(0.3)
+        (sub,) = server.app[HUB].subscribers
+        assert not sub.sent_ids  # journaled ones are covered by the last id: memory stays flat
+        live = await say(server, thread_id, "live after the replay")
+        assert (await events.next()).json["id"] == live["id"]
     assert [m for m in got if m in set(sent)] == sent
 
 

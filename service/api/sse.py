@@ -159,7 +159,9 @@ async def _stream(request: web.Request, sub: Subscription,
                 if built:
                     await _send(resp, sub, b"".join(e.frame for e in built))
                     sub.sent_upto = max(sub.sent_upto, *(e.journal_id for e in built))
-                    sub.sent_ids.update(e.message_id for e in built)
+                    # sent_upto covers the journaled ones: a resume from far back must not keep
+                    # every id it replayed for the stream's whole life.
+                    sub.sent_ids.update(e.message_id for e in built if not e.journal_id)
         if transport is not None:
             # aiohttp chunks a response of unknown length for HTTP/1.1 only (`resp.chunked` is
             # no guide: aiohttp_sse sets it after the headers are out, whatever the version).

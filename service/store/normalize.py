@@ -64,8 +64,8 @@ def seconds(value: Any) -> int | None:
     """A timestamp in seconds from int/float seconds or milliseconds (> 1e12 means ms)."""
     if value is None:
         return None
-    if value.__class__ is int and 0 <= value <= 1e12:  # the common case, in seconds
-        return value
+    if value.__class__ is int and 0 <= value <= 1e16:  # the common cases: seconds, and Jan's ms
+        return value if value <= 1e12 else value // 1000
     if isinstance(value, bool) or not isinstance(value, int | float):
         if isinstance(value, str):
             try:

@@ -401,6 +401,42 @@ async def test_a_stream_that_subscribes_while_an_event_is_held_gets_it_in_journa
     assert [e.json["id"] for e in got_late] == order
 
 
+async def test_a_stream_gets_a_held_event_released_on_its_own_after_an_older_one(
+        start_server: Callable[..., Any]) -> None:
+    """y waits for x and w (older creations of another process); the late stream subscribes
+    meanwhile. x arrives and goes out alone (w still holds y); w never comes in time, so y goes
+    out alone after HOLD_SECONDS. The late stream had x: it must have y too, before z."""
+    from service.events.order import HOLD_SECONDS
+    one, two = await start_server(watch=False), await start_server(watch=False)
+    tx, tw, ty = await new_thread(one), await new_thread(one), await new_thread(two)
+    for t in (tx, tw):
+        await post(two, f"/v1/threads/{t}/messages", {"role": "user", "content": "two knows"})
+    hub = two.app[HUB]
+    gates = {tx: asyncio.Event(), tw: asyncio.Event()}
+    sync = hub._sync
+
+    async def slow(thread_id: str) -> Any:
+        if thread_id in gates:
+            await gates[thread_id].wait()
+        return await sync(thread_id)
+    hub._sync = slow
+    async with stream(two, "/v1/events"):  # someone listening: events are held, not dropped
+        x = await say(one, tx, "x")
+        await say(one, tw, "w")
+        y = await say(two, ty, "y")
+        await asyncio.sleep(0.05)
+        assert hub.order.held
+        async with stream(two, "/v1/events") as late:
+            await asyncio.sleep(0.05)
+            gates[tx].set()
+            await asyncio.sleep(HOLD_SECONDS + 0.3)
+            z = await say(two, ty, "z")
+            got = [await late.until(lambda e: e.event == "thread.message.created")
+                   for _ in range(3)]
+        gates[tw].set()
+    assert [e.json["id"] for e in got] == [x["id"], y["id"], z["id"]]
+
+
 async def test_a_resume_replays_another_processs_creation_this_one_has_not_indexed(
         start_server: Callable[..., Any]) -> None:
     one, two = await start_server(watch=False), await start_server(watch=False)
@@ -433,6 +469,26 @@ async def test_an_after_replay_goes_on_after_a_rewrite_that_deleted_the_last_mes
                 assert resp.status == 200
     rest = [mid async for chunk in chunks for _, _, mid in chunk]
     assert rest == old[6:]
+
+
+async def test_an_after_replay_goes_on_after_a_rewrite_that_deleted_its_whole_last_chunk(
+        start_server: Callable[..., Any], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    from service.events import replay
+    from service.keys import CATALOG
+    monkeypatch.setattr(replay, "CHUNK", 5)
+    thread_id, old = jan_folder_thread(data_dir, 14)
+    server = await start_server(watch=False)
+    chunks = server.app[HUB].replay_after_message(server.app[CATALOG].get(thread_id), 0)
+    given = [mid for _ in range(2) for _, _, mid in await chunks.__anext__()]
+    assert given == old[1:11]
+    async with aiohttp.ClientSession() as s:
+        for gone in (*old[6:11], old[3]):  # the whole last chunk, and one before it
+            async with s.delete(server.make_url(
+                    f"/v1/threads/{thread_id}/messages/{gone}")) as resp:
+                assert resp.status == 200
+    rest = [mid async for chunk in chunks for _, _, mid in chunk]
+    assert rest == old[11:]
 
 
 async def test_creations_of_other_processes_are_not_remembered_without_subscribers(
@@ -470,6 +526,9 @@ async def test_head_on_a_stream_is_its_headers_without_a_stream(server: TestServ
                 assert await resp.read() == b""
         async with s.head(server.make_url("/v1/threads/nope/events")) as resp:
             assert resp.status == 404
+        for query in ("?after=nope", "?last_event_id=x"):  # what GET refuses, HEAD refuses
+            async with s.head(server.make_url(f"/v1/threads/{thread_id}/events{query}")) as resp:
+                assert resp.status == 400, query
     assert not server.app[HUB].subscribers
 
 

@@ -58,11 +58,11 @@ async def thread_events(request: web.Request) -> web.StreamResponse:
     entry = await request.app[REPO].thread(request.match_info["thread_id"])
     hub = request.app[HUB]
     last, after = _resume_point(request)
-    if request.method == "HEAD":
-        return _head()
     if after is not None:
         slot = entry.messages.find(after)
         if slot >= 0:
+            if request.method == "HEAD":
+                return _head()
             sub = hub.subscribe(entry.id, resuming=True)
             return await _stream(request, sub, hub.replay_after_message(entry, slot), None)
         if after != query(request).get("after"):
@@ -70,6 +70,8 @@ async def thread_events(request: web.Request) -> web.StreamResponse:
         else:
             raise InvalidRequest(f"Invalid 'after': no message found with id '{after}'.",
                                  param="after")
+    if request.method == "HEAD":
+        return _head()
     return await _subscribe_and_stream(request, entry.id, last)
 
 
@@ -152,8 +154,10 @@ async def _stream(request: web.Request, sub: Subscription,
         await _send(resp, sub, b": connected\n\n")
         sub.sent_upto = last or 0
         async for items in replay or _nothing():  # bounded memory however far back
+            if sub.closed:  # shutting down (or dropped): stop replaying
+                break
             for i in range(0, len(items), REPLAY_CHUNK):
-                if sub.closed:  # shutting down (or dropped): stop replaying
+                if sub.closed:
                     break
                 built = await hub.replay_events(items[i:i + REPLAY_CHUNK])
                 if built:

@@ -213,6 +213,9 @@ class Hub:
                         mine = by_thread.get(sub.thread_id, [])
                     if not mine:
                         continue
+                    # Once it has had an event, every later batch is all its own (one held
+                    # and released later, though older in the feed, included).
+                    sub.after_seq = 0
                     try:
                         write = sub.push(mine)
                     except Exception:  # one broken stream must not stop the others

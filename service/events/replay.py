@@ -5,15 +5,18 @@ the journal is read in blocks, a thread's ids a chunk at a time, events built pe
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator
 
 from ..index.catalog import Catalog, ThreadEntry
+from ..index.messages import MessageIndex
 from ..index.reader import Stale, message_bytes
 from .journal import Journal
 from .subscription import CREATED, Event
 
 Replay = tuple[int, str, str]  # (event id, thread id, message id) of a creation to replay
 CHUNK = 256  # thread messages taken (and events built) at a time
+HISTORY = 4096  # ids of an ?after= replay remembered to find its place again after a rewrite
 # The id of a replayed message that has no journal record (written before the journal began, or
 # journaled too long ago to be remembered): its position in the thread, `0:<message id>`. Sent
 # back as Last-Event-ID to the thread's stream, it resumes after that message.
@@ -45,24 +48,34 @@ async def after_message(catalog: Catalog, journal: Journal, entry: ThreadEntry, 
     of the file meanwhile (another program deleted or edited a message) moves slots: it goes on
     after the last message it gave, found again by id."""
     thread_id, generation = entry.id, entry.generation
-    given = [entry.messages.id_at(slot)]  # the last chunk's ids (at first: the `after` message)
+    # The ids given lately (at first: the `after` message), newest last: a rewrite only removes
+    # lines or changes them in place, so it goes on after the newest of them still there.
+    given: deque[str] = deque([entry.messages.id_at(slot)], maxlen=HISTORY)
     while True:
         now = catalog.get(thread_id)
         if now is None:
             return
         index = now.messages
-        if now.generation != generation:  # rewritten: after the newest given one still there
+        if now.generation != generation:
             generation = now.generation
-            found = next((f for mid in reversed(given) if (f := index.find(mid)) >= 0), -1)
-            # None of them left: where the chunk began, as near as can be told.
-            slot = found if found >= 0 else min(slot - len(given), len(index) - 1)
+            slot = _newest_given(index, given, min(slot, len(index) - 1))
         upto = min(slot + 1 + CHUNK, len(index))
         if slot + 1 >= upto:
             return
-        given = [index.id_at(s) for s in range(slot + 1, upto)]
-        yield [(journal.id_of(thread_id, mid) or 0, thread_id, mid) for mid in given]
+        ids = [index.id_at(s) for s in range(slot + 1, upto)]
+        given.extend(ids)
+        yield [(journal.id_of(thread_id, mid) or 0, thread_id, mid) for mid in ids]
         slot = upto - 1
         await asyncio.sleep(0)
+
+
+def _newest_given(index: MessageIndex, given: deque[str], below: int) -> int:
+    """The slot of the newest given message a rewrite left; if none of the last HISTORY is
+    left, about where they began (slots only move down when lines go)."""
+    for mid in reversed(given):
+        if (slot := index.find(mid)) >= 0:
+            return slot
+    return max(below - len(given), -1)
 
 
 def events(catalog: Catalog, items: list[Replay], watermark: int) -> list[Event]:

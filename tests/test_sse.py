@@ -207,11 +207,14 @@ async def test_a_restart_after_the_newest_message_was_deleted_replays_nothing_ol
     assert [e.json["id"] for e in replayed] == ["while_down"]
 
 
-async def test_a_thread_restored_from_a_backup_gets_new_event_ids(server: TestServer,
-                                                                  data_dir: Path) -> None:
-    """Deleted, then copied back with the same ids: its messages are created again, after
-    events a client has already seen, so they carry new ids and a resume replays them."""
+@pytest.mark.parametrize("restart", [False, True], ids=["running", "restarted"])
+async def test_a_thread_restored_from_a_backup_gets_new_event_ids(
+        start_server: Callable[..., Any], data_dir: Path, restart: bool) -> None:
+    """Deleted, then copied back with the same ids (also after a restart in between: the
+    deletion is in the journal): its messages are created again, after events a client has
+    already seen, so they carry new ids; a resume replays them, and each only once."""
     import shutil
+    server = await start_server()
     thread_id = await new_thread(server)
     sent = [await say(server, thread_id, f"m{i}") for i in range(3)]
     backup = data_dir.parent / "backup"
@@ -221,8 +224,11 @@ async def test_a_thread_restored_from_a_backup_gets_new_event_ids(server: TestSe
         assert resp.status == 200
     other = await new_thread(server)
     async with stream(server, "/v1/events") as events:
-        await say(server, other, "marker")
+        marker = await say(server, other, "marker")
         mark = await events.until(lambda e: e.event == "thread.message.created")
+    if restart:
+        await server.close()
+        server = await start_server()
     async with stream(server, "/v1/events") as events:
         shutil.copytree(backup, data_dir / "threads" / thread_id)
         live = [await events.until(lambda e: e.event == "thread.message.created")
@@ -233,6 +239,10 @@ async def test_a_thread_restored_from_a_backup_gets_new_event_ids(server: TestSe
         replayed = await events.take(3)
         assert await events.nothing_for(0.3)
     assert [e.json["id"] for e in replayed] == [m["id"] for m in sent]
+    async with stream(server, "/v1/events", {"Last-Event-ID": "0"}) as events:
+        everything = [e.json["id"] for e in await events.take(4)]
+        assert await events.nothing_for(0.3)  # not the restored messages' old records again
+    assert everything == [marker["id"], *(m["id"] for m in sent)]
 
 
 async def test_after_message_starts_a_thread_stream_after_it(server: TestServer) -> None:

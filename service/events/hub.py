@@ -37,6 +37,9 @@ __all__ = ["CREATED", "POSITION_ID", "Event", "Hub", "Replay", "Subscription", "
 log = logging.getLogger(__name__)
 
 POKE_SECONDS = 1.0
+# Changes with a journal record: creations (their event ids) and deletions (so that a message or
+# thread restored later, even after a restart, is a new creation).
+JOURNALED = (CREATED, "thread.message.deleted", "thread.deleted")
 SLICE = 128  # streams written between two turns of the event loop during a fan-out
 # Turns of the event loop a create's answer takes from its write to its socket (the writer's
 # future, then its handler): a fan-out yields as many first, so it does not hold the answer back.
@@ -129,12 +132,12 @@ class Hub:
             self._wake.clear()
             batch = list(self._changes)
             self._changes.clear()
-            for _, c in batch:
-                if c.kind in ("thread.deleted", "thread.message.deleted"):
-                    self.journal.forget(c.thread_id, c.message_id)
-            created = [Record(t=c.thread_id, m=c.message_id, o=c.end)
-                       for _, c in batch if c.kind == CREATED]
-            ids = await self._journal(created) if created else []
+            # Creations and deletions, in feed order (a thread deleted and restored within one
+            # batch: its restored messages come after the deletion, with new ids).
+            records = [Record(t=c.thread_id, m=c.message_id, o=c.end) if c.kind == CREATED
+                       else Record(t=c.thread_id, m=c.message_id, d=True)
+                       for _, c in batch if c.kind in JOURNALED]
+            ids = await self._journal(records) if records else []
             if not self.subscribers:  # nobody listening: the journal is all that must happen
                 self.watermark = max(self.watermark, *ids) if ids else self.watermark
                 self.order.held = []
@@ -143,7 +146,7 @@ class Hub:
             events: list[tuple[int, Event]] = []
             it = iter(ids)
             for seq, change in batch:
-                jid = next(it) if change.kind == CREATED else 0
+                jid = next(it) if change.kind in JOURNALED else 0
                 try:
                     event = self.event(change, jid)
                 except Exception:  # one bad change must not end every stream for good
@@ -168,18 +171,18 @@ class Hub:
         finally:
             self._syncing.pop(thread_id, None)
 
-    async def _journal(self, created: list[Record]) -> list[int]:
-        """Event ids for creations: journaled right here when the lock is free, else (another
-        process holds it) from a worker thread."""
+    async def _journal(self, records: list[Record]) -> list[int]:
+        """Event ids of journaled changes: journaled right here when the lock is free, else
+        (another process holds it) from a worker thread."""
         try:
-            ids = self.journal.try_append(created)
+            ids = self.journal.try_append(records)
             if ids is None:
                 ids = await asyncio.get_running_loop().run_in_executor(
-                    None, self.journal.append, created)
+                    None, self.journal.append, records)
             return ids
         except OSError:
             log.exception("event journal: append failed; events keep flowing with watermark ids")
-            return [self.watermark] * len(created)
+            return [self.watermark] * len(records)
 
     async def fan_out(self, events: list[tuple[int, Event]]) -> None:
         """Hand a batch of (feed sequence number, event) to every stream it is for, in order.
@@ -270,13 +273,13 @@ class Hub:
         that this one has not indexed yet (its watcher has not caught up) is not gone: its
         thread is synced first, or it would be skipped now and dropped when it comes live (its
         id is below what the replay sent)."""
-        events = replay.events(self.catalog, items, self.watermark)
+        events = replay.events(self.catalog, self.journal, items, self.watermark)
         if len(events) < len(items) and self._sync is not None:
             found = {e.message_id for e in events}
             for thread_id in {t for _, t, m in items if m not in found}:
                 with contextlib.suppress(Exception):
                     await self._sync(thread_id)
-            events = replay.events(self.catalog, items, self.watermark)
+            events = replay.events(self.catalog, self.journal, items, self.watermark)
         return events
 
 

@@ -9,6 +9,8 @@ the record, so "resume after id N" is "read the journal from N".
 
 Baseline lines (`{"t":thread,"b":last_message_or_null}`) mark where a thread stood when the journal
 began, so a restart can journal exactly the messages written while no Threadline was running.
+Deletion lines (`{"t":thread,"m":message,"d":true}`, no `m` for a whole thread) make a message
+restored later with the same id (a backup copied back) a new creation, also after a restart.
 Blocking: every method here runs in a worker thread, except `try_append`, which the event loop
 calls: it never waits for the lock, and what it does under it (no fsync: the journal can be rebuilt
 from the thread files) takes microseconds, far less than a hop to a worker thread and back.
@@ -31,6 +33,10 @@ class Record(msgspec.Struct, omit_defaults=True):
     m: str | None = None  # a created message
     b: str | None = None  # baseline: the thread's last message when the journal first saw it
     o: int = 0  # end offset of the message's line in messages.jsonl when journaled
+    # A deletion: of message `m`, or of the whole thread when there is no `m`. Records before it
+    # no longer name a message that exists, so one restored with the same id (a backup copied
+    # back) is a new creation with a new event id, also after a restart.
+    d: bool = False
 
 
 _decoder = msgspec.json.Decoder(Record)
@@ -68,6 +74,17 @@ class Journal:
             os.close(fd)
 
     def _remember(self, offset: int, rec: Record) -> None:
+        if rec.d:
+            if rec.m is not None:
+                self._recent.pop((rec.t, rec.m), None)
+                self._unseen.pop((rec.t, rec.m), None)
+            else:  # the thread is gone: all it had is forgotten, as if the journal began now
+                self._forgotten[rec.t] = offset  # (not a walk of every record remembered)
+                self.last[rec.t] = rec
+                self.base[rec.t] = None
+                for key in [k for k in self._unseen if k[0] == rec.t]:
+                    del self._unseen[key]
+            return
         self.last[rec.t] = rec
         if rec.m is None:
             self.base[rec.t] = rec.b
@@ -85,7 +102,7 @@ class Journal:
             entries, end = self._read(fd, self.end, stop, READ_BLOCK)
             for offset, rec in entries:
                 self._remember(offset, rec)
-                if live and rec.m is not None:
+                if live and rec.m is not None and not rec.d:
                     self._unseen[(rec.t, rec.m)] = (offset, now)
             if end == self.end:
                 break  # only a torn last line left
@@ -142,7 +159,7 @@ class Journal:
                 size += 1
             ids: list[int] = []
             for rec in records:
-                known = self._known(rec.t, rec.m) if rec.m is not None else None
+                known = self._known(rec.t, rec.m) if rec.m is not None and not rec.d else None
                 if known is not None:
                     ids.append(known)
                     self._unseen.pop((rec.t, rec.m), None)  # type: ignore[arg-type]
@@ -186,20 +203,8 @@ class Journal:
         finally:
             os.close(fd)
         return ([(o, r) for o, r in entries
-                 if r.m is not None and (thread_id is None or r.t == thread_id)],
+                 if r.m is not None and not r.d and (thread_id is None or r.t == thread_id)],
                 end if end > offset else stop)
-
-    def forget(self, thread_id: str, message_id: str | None = None) -> None:
-        """A message (or a whole thread) was deleted: if one with the same id appears again (a
-        thread restored from a backup), it is a new creation with a new event id, not the old
-        record's (which a resuming client has long passed)."""
-        if message_id is not None:
-            self._recent.pop((thread_id, message_id), None)
-            self._unseen.pop((thread_id, message_id), None)
-            return
-        self._forgotten[thread_id] = self.end  # not a walk of every record remembered
-        for key in [k for k in self._unseen if k[0] == thread_id]:
-            del self._unseen[key]
 
     def _known(self, thread_id: str, message_id: str) -> int | None:
         """The event id of a message's record, unless its thread was deleted since."""

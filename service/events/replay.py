@@ -78,10 +78,15 @@ def _newest_given(index: MessageIndex, given: deque[str], below: int) -> int:
     return max(below - len(given), -1)
 
 
-def events(catalog: Catalog, items: list[Replay], watermark: int) -> list[Event]:
-    """Creation events for replay items whose messages still exist."""
+def events(catalog: Catalog, journal: Journal, items: list[Replay], watermark: int
+           ) -> list[Event]:
+    """Creation events for replay items whose messages still exist, each once: a record that a
+    later one of the same message superseded (it was deleted, then restored) is skipped."""
     out = []
     for journal_id, thread_id, message_id in items:
+        if journal_id and (latest := journal.id_of(thread_id, message_id)) is not None \
+                and latest != journal_id:
+            continue
         entry = catalog.get(thread_id)
         data = message(catalog, entry, message_id) if entry is not None else None
         if data is not None:

@@ -245,6 +245,32 @@ async def test_a_thread_restored_from_a_backup_gets_new_event_ids(
     assert everything == [marker["id"], *(m["id"] for m in sent)]
 
 
+async def test_a_process_that_has_not_read_the_journal_since_replays_a_restored_thread(
+        start_server: Callable[..., Any], data_dir: Path) -> None:
+    """Two processes; the second sees nothing of the delete and the restore (its watcher polls
+    once a minute) and has not appended since: its memory holds the messages' old ids. A resume
+    through it must still replay the new records, not skip them for the old ones."""
+    import shutil
+    one = await start_server()
+    two = await start_server(watch_polling=True, watch_poll_interval_ms=60_000)
+    thread_id = await new_thread(two)
+    sent = [await say(two, thread_id, f"m{i}") for i in range(3)]
+    backup = data_dir.parent / "backup"
+    shutil.copytree(data_dir / "threads" / thread_id, backup)
+    async with aiohttp.ClientSession() as s, s.delete(
+            one.make_url(f"/v1/threads/{thread_id}")) as resp:
+        assert resp.status == 200
+    other = await new_thread(one)
+    async with stream(one, "/v1/events") as events:
+        await say(one, other, "marker")
+        mark = await events.until(lambda e: e.event == "thread.message.created")
+        shutil.copytree(backup, data_dir / "threads" / thread_id)
+        [await events.until(lambda e: e.event == "thread.message.created") for _ in range(3)]
+    async with stream(two, "/v1/events", {"Last-Event-ID": str(mark.id)}) as events:
+        replayed = await events.take(3)
+    assert [e.json["id"] for e in replayed] == [m["id"] for m in sent]
+
+
 async def test_after_message_starts_a_thread_stream_after_it(server: TestServer) -> None:
     thread_id = await new_thread(server)
     sent = [await say(server, thread_id, f"m{i}") for i in range(4)]

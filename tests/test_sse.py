@@ -245,6 +245,30 @@ async def test_a_thread_restored_from_a_backup_gets_new_event_ids(
     assert everything == [marker["id"], *(m["id"] for m in sent)]
 
 
+async def test_a_message_copied_back_while_no_server_ran_is_created_anew(
+        start_server: Callable[..., Any], data_dir: Path) -> None:
+    server = await start_server()
+    thread_id = await new_thread(server)
+    sent = [await say(server, thread_id, f"m{i}") for i in range(3)]
+    path = data_dir / "threads" / thread_id / "messages.jsonl"
+    saved = path.read_bytes()
+    async with aiohttp.ClientSession() as s, s.delete(
+            server.make_url(f"/v1/threads/{thread_id}/messages/{sent[1]['id']}")) as resp:
+        assert resp.status == 200
+    async with stream(server, "/v1/events") as events:
+        await say(server, await new_thread(server), "marker")
+        mark = await events.until(lambda e: e.event == "thread.message.created")
+    await server.close()
+    path.write_bytes(saved)  # the backup, copied back while no server runs
+    for _ in range(2):  # and once journaled, not again at the next start
+        server = await start_server()
+        async with stream(server, "/v1/events", {"Last-Event-ID": str(mark.id)}) as events:
+            replayed = await events.take(1)
+            assert await events.nothing_for(0.3)
+        assert replayed[0].json["id"] == sent[1]["id"]
+        await server.close()
+
+
 async def test_a_process_that_has_not_read_the_journal_since_replays_a_restored_thread(
         start_server: Callable[..., Any], data_dir: Path) -> None:
     """Two processes; the second sees nothing of the delete and the restore (its watcher polls

@@ -29,7 +29,21 @@ def unjournaled(catalog: Catalog, journal: Journal) -> list[Record]:
             mid = index.id_at(s)
             if journal.id_of(entry.id, mid) is None:
                 records.append(Record(t=entry.id, m=mid))
-    return records
+    return records + _restored(catalog, journal, {(r.t, r.m) for r in records})
+
+
+def _restored(catalog: Catalog, journal: Journal, planned: set[tuple[str, str | None]]
+              ) -> list[Record]:
+    """Messages whose latest record is their deletion, yet there again: copied back (a backup)
+    while no server ran. Created anew, in file order per thread."""
+    found = []
+    for thread_id, message_id in journal.deleted:
+        entry = catalog.get(thread_id)
+        if entry is not None and (thread_id, message_id) not in planned:
+            slot = entry.messages.find(message_id)
+            if slot >= 0:
+                found.append((thread_id, slot, message_id))
+    return [Record(t=t, m=m) for t, _, m in sorted(found)]
 
 
 def _after_newest_known(entry: ThreadEntry, journal: Journal) -> list[Record]:

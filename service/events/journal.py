@@ -60,8 +60,11 @@ class Journal:
         # Creations other processes journaled, read while this one appended, that it has not
         # journaled (so not seen) itself yet: (thread, message) -> (event id, when read).
         self._unseen: dict[tuple[str, str], tuple[int, float]] = {}
-        # Threads deleted: their records up to this offset are forgotten (see `forget`).
+        # Threads deleted: their records up to this offset are forgotten.
         self._forgotten: dict[str, int] = {}
+        # Messages whose latest record is a deletion: one found again at start-up was copied
+        # back while no server ran, and is journaled as created anew.
+        self.deleted: set[tuple[str, str]] = set()
 
     def load(self) -> None:
         """Read the whole journal (start-up): the latest record of every thread."""
@@ -78,18 +81,21 @@ class Journal:
             if rec.m is not None:
                 self._recent.pop((rec.t, rec.m), None)
                 self._unseen.pop((rec.t, rec.m), None)
+                self.deleted.add((rec.t, rec.m))
             else:  # the thread is gone: all it had is forgotten, as if the journal began now
                 self._forgotten[rec.t] = offset  # (not a walk of every record remembered)
                 self.last[rec.t] = rec
                 self.base[rec.t] = None
                 for key in [k for k in self._unseen if k[0] == rec.t]:
                     del self._unseen[key]
+                self.deleted = {k for k in self.deleted if k[0] != rec.t}
             return
         self.last[rec.t] = rec
         if rec.m is None:
             self.base[rec.t] = rec.b
         if rec.m is not None:
             key = (rec.t, rec.m)
+            self.deleted.discard(key)
             self._recent[key] = offset
             self._recent.move_to_end(key)
             if len(self._recent) > RECENT:

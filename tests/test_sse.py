@@ -52,6 +52,19 @@ async def say(server: TestServer, thread_id: str, text: str) -> dict[str, Any]:
                       {"role": "user", "content": text})
 
 
+async def delete(server: TestServer, path: str) -> None:
+    async with aiohttp.ClientSession() as s, s.delete(server.make_url(path)) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def marker(server: TestServer) -> tuple[dict[str, Any], str]:
+    """A message in a thread of its own, and its event's id: a point to resume after."""
+    async with stream(server, "/v1/events") as events:
+        msg = await say(server, await new_thread(server), "marker")
+        seen = await events.until(lambda e: e.event == "thread.message.created")
+    return msg, str(seen.id)
+
+
 def append_external(data_dir: Path, thread_id: str, message_id: str, text: str) -> None:
     line = json.dumps({"id": message_id, "role": "assistant", "content": text,
                        "created": 1717666240000, "status": "ready"})
@@ -126,9 +139,7 @@ async def test_update_and_delete_events_carry_rest_objects(server: TestServer) -
     async with stream(server, f"/v1/threads/{thread_id}/events") as events:
         updated = await post(server, f"/v1/threads/{thread_id}/messages/{msg['id']}",
                              {"metadata": {"k": "v"}})
-        async with aiohttp.ClientSession() as s, s.delete(
-                server.make_url(f"/v1/threads/{thread_id}/messages/{msg['id']}")) as resp:
-            assert resp.status == 200
+        await delete(server, f"/v1/threads/{thread_id}/messages/{msg['id']}")
         up, gone = await events.take(2)
     assert up.event == "thread.message.updated" and up.json == updated
     assert gone.event == "thread.message.deleted"
@@ -190,9 +201,7 @@ async def test_a_restart_after_the_newest_message_was_deleted_replays_nothing_ol
         made = await say(server, thread_id if deleted == "created" else other, "new")
         seen = await events.until(lambda e: e.event == "thread.message.created")
     gone = made["id"] if deleted == "created" else old[-1]
-    async with aiohttp.ClientSession() as s, s.delete(
-            server.make_url(f"/v1/threads/{thread_id}/messages/{gone}")) as resp:
-        assert resp.status == 200
+    await delete(server, f"/v1/threads/{thread_id}/messages/{gone}")
     await server.close()
     for restart in range(2):
         server = await start_server()
@@ -219,13 +228,8 @@ async def test_a_thread_restored_from_a_backup_gets_new_event_ids(
     sent = [await say(server, thread_id, f"m{i}") for i in range(3)]
     backup = data_dir.parent / "backup"
     shutil.copytree(data_dir / "threads" / thread_id, backup)
-    async with aiohttp.ClientSession() as s, s.delete(
-            server.make_url(f"/v1/threads/{thread_id}")) as resp:
-        assert resp.status == 200
-    other = await new_thread(server)
-    async with stream(server, "/v1/events") as events:
-        marker = await say(server, other, "marker")
-        mark = await events.until(lambda e: e.event == "thread.message.created")
+    await delete(server, f"/v1/threads/{thread_id}")
+    mark, mark_id = await marker(server)
     if restart:
         await server.close()
         server = await start_server()
@@ -234,15 +238,15 @@ async def test_a_thread_restored_from_a_backup_gets_new_event_ids(
         live = [await events.until(lambda e: e.event == "thread.message.created")
                 for _ in range(3)]
     assert [e.json["id"] for e in live] == [m["id"] for m in sent]
-    assert all(int(e.id or 0) > int(mark.id or 0) for e in live)
-    async with stream(server, "/v1/events", {"Last-Event-ID": str(mark.id)}) as events:
+    assert all(int(e.id or 0) > int(mark_id) for e in live)
+    async with stream(server, "/v1/events", {"Last-Event-ID": mark_id}) as events:
         replayed = await events.take(3)
         assert await events.nothing_for(0.3)
     assert [e.json["id"] for e in replayed] == [m["id"] for m in sent]
     async with stream(server, "/v1/events", {"Last-Event-ID": "0"}) as events:
         everything = [e.json["id"] for e in await events.take(4)]
         assert await events.nothing_for(0.3)  # not the restored messages' old records again
-    assert everything == [marker["id"], *(m["id"] for m in sent)]
+    assert everything == [mark["id"], *(m["id"] for m in sent)]
 
 
 async def test_a_message_copied_back_while_no_server_ran_is_created_anew(
@@ -252,17 +256,13 @@ async def test_a_message_copied_back_while_no_server_ran_is_created_anew(
     sent = [await say(server, thread_id, f"m{i}") for i in range(3)]
     path = data_dir / "threads" / thread_id / "messages.jsonl"
     saved = path.read_bytes()
-    async with aiohttp.ClientSession() as s, s.delete(
-            server.make_url(f"/v1/threads/{thread_id}/messages/{sent[1]['id']}")) as resp:
-        assert resp.status == 200
-    async with stream(server, "/v1/events") as events:
-        await say(server, await new_thread(server), "marker")
-        mark = await events.until(lambda e: e.event == "thread.message.created")
+    await delete(server, f"/v1/threads/{thread_id}/messages/{sent[1]['id']}")
+    _, mark_id = await marker(server)
     await server.close()
     path.write_bytes(saved)  # the backup, copied back while no server runs
     for _ in range(2):  # and once journaled, not again at the next start
         server = await start_server()
-        async with stream(server, "/v1/events", {"Last-Event-ID": str(mark.id)}) as events:
+        async with stream(server, "/v1/events", {"Last-Event-ID": mark_id}) as events:
             replayed = await events.take(1)
             assert await events.nothing_for(0.3)
         assert replayed[0].json["id"] == sent[1]["id"]
@@ -281,16 +281,12 @@ async def test_a_process_that_has_not_read_the_journal_since_replays_a_restored_
     sent = [await say(two, thread_id, f"m{i}") for i in range(3)]
     backup = data_dir.parent / "backup"
     shutil.copytree(data_dir / "threads" / thread_id, backup)
-    async with aiohttp.ClientSession() as s, s.delete(
-            one.make_url(f"/v1/threads/{thread_id}")) as resp:
-        assert resp.status == 200
-    other = await new_thread(one)
+    await delete(one, f"/v1/threads/{thread_id}")
+    _, mark_id = await marker(one)
     async with stream(one, "/v1/events") as events:
-        await say(one, other, "marker")
-        mark = await events.until(lambda e: e.event == "thread.message.created")
         shutil.copytree(backup, data_dir / "threads" / thread_id)
         [await events.until(lambda e: e.event == "thread.message.created") for _ in range(3)]
-    async with stream(two, "/v1/events", {"Last-Event-ID": str(mark.id)}) as events:
+    async with stream(two, "/v1/events", {"Last-Event-ID": mark_id}) as events:
         replayed = await events.take(3)
     assert [e.json["id"] for e in replayed] == [m["id"] for m in sent]
 
@@ -345,9 +341,7 @@ async def test_resuming_after_a_message_since_deleted_replays_the_threads_journa
     server = await start_server()
     async with stream(server, f"/v1/threads/{thread_id}/events?after={old[0]}") as events:
         got = await events.take(1)
-    async with aiohttp.ClientSession() as s, s.delete(
-            server.make_url(f"/v1/threads/{thread_id}/messages/{old[1]}")) as resp:
-        assert resp.status == 200
+    await delete(server, f"/v1/threads/{thread_id}/messages/{old[1]}")
     new = await say(server, thread_id, "new")
     async with stream(server, f"/v1/threads/{thread_id}/events",
                       {"Last-Event-ID": str(got[0].id)}) as events:
@@ -522,11 +516,8 @@ async def test_an_after_replay_goes_on_after_a_rewrite_that_deleted_the_last_mes
     chunks = server.app[HUB].replay_after_message(server.app[CATALOG].get(thread_id), 0)
     first = [mid for _, _, mid in await chunks.__anext__()]
     assert first == old[1:6]
-    async with aiohttp.ClientSession() as s:
-        for gone in (old[5], old[2]):  # the last one sent, and one before it
-            async with s.delete(server.make_url(
-                    f"/v1/threads/{thread_id}/messages/{gone}")) as resp:
-                assert resp.status == 200
+    for gone in (old[5], old[2]):  # the last one sent, and one before it
+        await delete(server, f"/v1/threads/{thread_id}/messages/{gone}")
     rest = [mid async for chunk in chunks for _, _, mid in chunk]
     assert rest == old[6:]
 
@@ -542,11 +533,8 @@ async def test_an_after_replay_goes_on_after_a_rewrite_that_deleted_its_whole_la
     chunks = server.app[HUB].replay_after_message(server.app[CATALOG].get(thread_id), 0)
     given = [mid for _ in range(2) for _, _, mid in await chunks.__anext__()]
     assert given == old[1:11]
-    async with aiohttp.ClientSession() as s:
-        for gone in (*old[6:11], old[3]):  # the whole last chunk, and one before it
-            async with s.delete(server.make_url(
-                    f"/v1/threads/{thread_id}/messages/{gone}")) as resp:
-                assert resp.status == 200
+    for gone in (*old[6:11], old[3]):  # the whole last chunk, and one before it
+        await delete(server, f"/v1/threads/{thread_id}/messages/{gone}")
     rest = [mid async for chunk in chunks for _, _, mid in chunk]
     assert rest == old[11:]
 

@@ -273,13 +273,12 @@ class Hub:
         that this one has not indexed yet (its watcher has not caught up) is not gone: its
         thread is synced first, or it would be skipped now and dropped when it comes live (its
         id is below what the replay sent)."""
-        events = replay.events(self.catalog, self.journal, items, self.watermark)
-        if len(events) < len(items) and self._sync is not None:
-            found = {e.message_id for e in events}
-            for thread_id in {t for _, t, m in items if m not in found}:
+        events, missing = replay.events(self.catalog, self.journal, items, self.watermark)
+        if missing and self._sync is not None:
+            for thread_id in missing:
                 with contextlib.suppress(Exception):
                     await self._sync(thread_id)
-            events = replay.events(self.catalog, self.journal, items, self.watermark)
+            events, _ = replay.events(self.catalog, self.journal, items, self.watermark)
         return events
 
 

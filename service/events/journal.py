@@ -93,7 +93,7 @@ class Journal:
         self.last[rec.t] = rec
         if rec.m is None:
             self.base[rec.t] = rec.b
-        if rec.m is not None:
+        else:
             key = (rec.t, rec.m)
             self.deleted.discard(key)
             self._recent[key] = offset
@@ -115,12 +115,12 @@ class Journal:
             self.end = end
 
     @staticmethod
-    def _read(fd: int, start: int, stop: int, limit: int = 0) -> tuple[list[Entry], int]:
-        """The whole records from `start` up to `stop`, at most about `limit` bytes of them (0:
-        all), and where the next record starts."""
-        size = stop - start if not limit else min(stop - start, limit)
+    def _read(fd: int, start: int, stop: int, limit: int) -> tuple[list[Entry], int]:
+        """The whole records from `start` up to `stop`, about `limit` bytes of them at most, and
+        where the next record starts."""
+        size = min(stop - start, limit)
         data = os.pread(fd, size, start) if size > 0 else b""
-        if limit and start + len(data) < stop and b"\n" not in data:
+        if start + len(data) < stop and b"\n" not in data:
             data = os.pread(fd, stop - start, start)  # one record longer than the block
         out: list[Entry] = []
         pos = 0
@@ -165,10 +165,10 @@ class Journal:
                 size += 1
             ids: list[int] = []
             for rec in records:
-                known = self._known(rec.t, rec.m) if rec.m is not None and not rec.d else None
+                known = self.id_of(rec.t, rec.m) if rec.m is not None and not rec.d else None
                 if known is not None:
                     ids.append(known)
-                    self._unseen.pop((rec.t, rec.m), None)  # type: ignore[arg-type]
+                    self._unseen.pop((rec.t, rec.m or ""), None)
                     continue
                 line = _encoder.encode(rec) + b"\n"
                 chunks.append(line)
@@ -212,13 +212,6 @@ class Journal:
                  if r.m is not None and not r.d and (thread_id is None or r.t == thread_id)],
                 end if end > offset else stop)
 
-    def _known(self, thread_id: str, message_id: str) -> int | None:
-        """The event id of a message's record, unless its thread was deleted since."""
-        offset = self._recent.get((thread_id, message_id))
-        if offset is not None and offset <= self._forgotten.get(thread_id, 0):
-            return None
-        return offset
-
     def unseen(self, read_before: float) -> tuple[int | None, set[str]]:
         """The oldest event id among other processes' creations this one has not seen yet, and
         their threads; those read before `read_before` (monotonic) are given up on first."""
@@ -230,4 +223,8 @@ class Journal:
                 {t for t, _ in self._unseen})
 
     def id_of(self, thread_id: str, message_id: str) -> int | None:
-        return self._known(thread_id, message_id)
+        """The event id of a message's record, unless its thread was deleted since."""
+        offset = self._recent.get((thread_id, message_id))
+        if offset is not None and offset <= self._forgotten.get(thread_id, 0):
+            return None
+        return offset

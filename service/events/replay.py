@@ -79,22 +79,25 @@ def _newest_given(index: MessageIndex, given: deque[str], below: int) -> int:
 
 
 def events(catalog: Catalog, journal: Journal, items: list[Replay], watermark: int
-           ) -> list[Event]:
+           ) -> tuple[list[Event], set[str]]:
     """Creation events for replay items whose messages still exist, each once: a record that a
     later one of the same message superseded (it was deleted, then restored) is skipped. Only
     when this process knows the later one: one that has not read the journal that far since
-    (no append of its own) must not skip the newer record for the older it remembers."""
-    out = []
+    (no append of its own) must not skip the newer record for the older it remembers. Also
+    the threads of the messages not found (deleted, or not indexed here yet)."""
+    out, missing = [], set()
     for journal_id, thread_id, message_id in items:
         if journal_id and (latest := journal.id_of(thread_id, message_id)) is not None \
                 and latest > journal_id:
             continue
         entry = catalog.get(thread_id)
         data = message(catalog, entry, message_id) if entry is not None else None
-        if data is not None:
-            event_id = str(journal_id) if journal_id else _position_id(message_id, watermark)
-            out.append(Event(CREATED, event_id, data, thread_id, journal_id, message_id))
-    return out
+        if data is None:
+            missing.add(thread_id)
+            continue
+        event_id = str(journal_id) if journal_id else _position_id(message_id, watermark)
+        out.append(Event(CREATED, event_id, data, thread_id, journal_id, message_id))
+    return out, missing
 
 
 def message(catalog: Catalog, entry: ThreadEntry, message_id: str) -> bytes | None:

@@ -80,6 +80,7 @@ class Hub:
         missing = unjournaled(self.catalog, self.journal)
         if missing:
             await loop.run_in_executor(None, self.journal.append, missing)
+        self.journal.loaded()
         self.watermark = self.journal.end
         self._pump_task = asyncio.create_task(self._pump())
         self._poke_task = asyncio.create_task(self._poke_all())

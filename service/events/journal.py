@@ -63,8 +63,10 @@ class Journal:
         # Threads deleted: their records up to this offset are forgotten.
         self._forgotten: dict[str, int] = {}
         # Messages whose latest record is a deletion: one found again at start-up was copied
-        # back while no server ran, and is journaled as created anew.
+        # back while no server ran, and is journaled as created anew. Kept only while loading
+        # (`loaded` drops it): a running server sees a restore as it happens.
         self.deleted: set[tuple[str, str]] = set()
+        self._loading = True
 
     def load(self) -> None:
         """Read the whole journal (start-up): the latest record of every thread."""
@@ -76,12 +78,18 @@ class Journal:
         finally:
             os.close(fd)
 
+    def loaded(self) -> None:
+        """Start-up's catch-up is done: what only it needed goes."""
+        self._loading = False
+        self.deleted = set()
+
     def _remember(self, offset: int, rec: Record) -> None:
         if rec.d:
             if rec.m is not None:
                 self._recent.pop((rec.t, rec.m), None)
                 self._unseen.pop((rec.t, rec.m), None)
-                self.deleted.add((rec.t, rec.m))
+                if self._loading:
+                    self.deleted.add((rec.t, rec.m))
             else:  # the thread is gone: all it had is forgotten, as if the journal began now
                 self._forgotten[rec.t] = offset  # (not a walk of every record remembered)
                 self.last[rec.t] = rec

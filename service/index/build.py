@@ -18,9 +18,9 @@ from ..store.lines import (
     VIEW_DECODER,
     LineView,
     crc32,
-    decode_view,
     line_is_blank,
     message_id,
+    repaired,
     run_id_of,
 )
 from .catalog import Tail
@@ -103,9 +103,9 @@ def _sift(index: MessageIndex, lines: list[memoryview], recs: list[LineView | No
     found: tuple[list[int], list[int], list[str], list[int], dict[int, str]] = ([], [], [], [], {})
     f_starts, f_lengths, f_ids, f_crcs, f_run_ids = found
     for line, rec, start in zip(lines, recs, starts, strict=True):
-        if rec is None:  # one more try, for a line with a lone surrogate escape
-            with contextlib.suppress(*BAD_LINE):
-                rec = decode_view(line)
+        if rec is None and (fixed := repaired(bytes(line))) is not None:
+            with contextlib.suppress(*BAD_LINE):  # a BOM or a lone surrogate escape: once more
+                rec = VIEW_DECODER.decode(fixed)
         mid = None if rec is None else message_id(rec.id)
         if mid is None:
             if rec is not None or not line_is_blank(line):

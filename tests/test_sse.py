@@ -65,6 +65,17 @@ async def marker(server: TestServer) -> tuple[dict[str, Any], str]:
     return msg, str(seen.id)
 
 
+async def thread_with_backup(server: TestServer, data_dir: Path
+                             ) -> tuple[str, list[dict[str, Any]], Path]:
+    """A thread of three messages and a copy of its folder (a backup to restore later)."""
+    import shutil
+    thread_id = await new_thread(server)
+    sent = [await say(server, thread_id, f"m{i}") for i in range(3)]
+    backup = data_dir.parent / "backup"
+    shutil.copytree(data_dir / "threads" / thread_id, backup)
+    return thread_id, sent, backup
+
+
 def append_external(data_dir: Path, thread_id: str, message_id: str, text: str) -> None:
     line = json.dumps({"id": message_id, "role": "assistant", "content": text,
                        "created": 1717666240000, "status": "ready"})
@@ -224,10 +235,7 @@ async def test_a_thread_restored_from_a_backup_gets_new_event_ids(
     already seen, so they carry new ids; a resume replays them, and each only once."""
     import shutil
     server = await start_server()
-    thread_id = await new_thread(server)
-    sent = [await say(server, thread_id, f"m{i}") for i in range(3)]
-    backup = data_dir.parent / "backup"
-    shutil.copytree(data_dir / "threads" / thread_id, backup)
+    thread_id, sent, backup = await thread_with_backup(server, data_dir)
     await delete(server, f"/v1/threads/{thread_id}")
     mark, mark_id = await marker(server)
     if restart:
@@ -277,10 +285,7 @@ async def test_a_process_that_has_not_read_the_journal_since_replays_a_restored_
     import shutil
     one = await start_server()
     two = await start_server(watch_polling=True, watch_poll_interval_ms=60_000)
-    thread_id = await new_thread(two)
-    sent = [await say(two, thread_id, f"m{i}") for i in range(3)]
-    backup = data_dir.parent / "backup"
-    shutil.copytree(data_dir / "threads" / thread_id, backup)
+    thread_id, sent, backup = await thread_with_backup(two, data_dir)
     await delete(one, f"/v1/threads/{thread_id}")
     _, mark_id = await marker(one)
     async with stream(one, "/v1/events") as events:
@@ -505,38 +510,25 @@ async def test_a_resume_replays_another_processs_creation_this_one_has_not_index
     assert got.json["id"] == x["id"]
 
 
-async def test_an_after_replay_goes_on_after_a_rewrite_that_deleted_the_last_message_it_sent(
-        start_server: Callable[..., Any], data_dir: Path, monkeypatch: pytest.MonkeyPatch
-        ) -> None:
+@pytest.mark.parametrize(("chunks_taken", "gone"), [
+    (1, [5, 2]),  # the last message sent, and one before it
+    (2, [6, 7, 8, 9, 10, 3]),  # the whole last chunk sent, and one before it
+], ids=["last-message", "whole-last-chunk"])
+async def test_an_after_replay_goes_on_after_a_rewrite_that_deleted_what_it_sent_last(
+        start_server: Callable[..., Any], data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        chunks_taken: int, gone: list[int]) -> None:
     from service.events import replay
     from service.keys import CATALOG
     monkeypatch.setattr(replay, "CHUNK", 5)
     thread_id, old = jan_folder_thread(data_dir, 14)
     server = await start_server(watch=False)
     chunks = server.app[HUB].replay_after_message(server.app[CATALOG].get(thread_id), 0)
-    first = [mid for _, _, mid in await chunks.__anext__()]
-    assert first == old[1:6]
-    for gone in (old[5], old[2]):  # the last one sent, and one before it
-        await delete(server, f"/v1/threads/{thread_id}/messages/{gone}")
+    given = [mid for _ in range(chunks_taken) for _, _, mid in await chunks.__anext__()]
+    assert given == old[1:1 + 5 * chunks_taken]
+    for i in gone:
+        await delete(server, f"/v1/threads/{thread_id}/messages/{old[i]}")
     rest = [mid async for chunk in chunks for _, _, mid in chunk]
-    assert rest == old[6:]
-
-
-async def test_an_after_replay_goes_on_after_a_rewrite_that_deleted_its_whole_last_chunk(
-        start_server: Callable[..., Any], data_dir: Path, monkeypatch: pytest.MonkeyPatch
-        ) -> None:
-    from service.events import replay
-    from service.keys import CATALOG
-    monkeypatch.setattr(replay, "CHUNK", 5)
-    thread_id, old = jan_folder_thread(data_dir, 14)
-    server = await start_server(watch=False)
-    chunks = server.app[HUB].replay_after_message(server.app[CATALOG].get(thread_id), 0)
-    given = [mid for _ in range(2) for _, _, mid in await chunks.__anext__()]
-    assert given == old[1:11]
-    for gone in (*old[6:11], old[3]):  # the whole last chunk, and one before it
-        await delete(server, f"/v1/threads/{thread_id}/messages/{gone}")
-    rest = [mid async for chunk in chunks for _, _, mid in chunk]
-    assert rest == old[11:]
+    assert rest == old[1 + 5 * chunks_taken:]
 
 
 async def test_creations_of_other_processes_are_not_remembered_without_subscribers(

@@ -9,7 +9,7 @@ cache holds, cheaper than a hop to a worker thread (see bench/ for the measureme
 from __future__ import annotations
 
 from ..models import encoder
-from ..store import normalize
+from ..store import normalize, shapes
 from ..store.files import pread
 from ..store.lines import crc32, decode_object, line_id
 from . import canon
@@ -51,6 +51,11 @@ def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | Non
 
 def _normalized(entry: ThreadEntry, slot: int, raw: bytes) -> bytes:
     index = entry.messages
+    msg = shapes.message(raw, entry.id)  # the common shapes, decoded typed: the fast way
+    if msg is not None:
+        if msg.id != index.id_at(slot):
+            raise Stale(entry.id)
+        return encoder.encode(msg)
     obj = decode_object(raw)
     if obj is None:
         # Indexed as a message, yet the full parse fails (an integer of thousands of digits in

@@ -35,7 +35,7 @@ from ..models import (
     text_part,
 )
 
-_STATUS = {
+STATUS = {
     "completed": "completed",
     "ready": "completed",
     "in_progress": "in_progress",
@@ -206,7 +206,7 @@ def message(obj: dict[str, Any], thread_id: str) -> Message:
     """A stored message object (any Jan shape) as the canonical OpenAI v2 message."""
     get = obj.get
     status = get("status", "completed")
-    status = _STATUS.get(status, "completed") if status.__class__ is str else "completed"
+    status = STATUS.get(status, "completed") if status.__class__ is str else "completed"
     details = get("incomplete_details")
     reason = details.get("reason") if details.__class__ is dict else None
     return Message(

@@ -31,8 +31,8 @@ _BLOCK = 4096  # ids hashed per copy of their bytes while filling a table
 
 
 class MessageIndex:
-    __slots__ = ("_building", "_id_ends", "_ids", "_lock", "_searches", "_spare",
-                 "_table", "canon", "corrupt", "crcs", "lengths", "run_ids", "starts")
+    __slots__ = ("_building", "_holes", "_id_ends", "_ids", "_lock", "_searches", "_spare",
+                 "_table", "canon", "corrupt", "crcs", "lengths", "run_ids", "shadowed", "starts")
 
     def __init__(self) -> None:
         self.starts = array("q")
@@ -43,6 +43,10 @@ class MessageIndex:
         self._id_ends = array("I")  # where each slot's id ends in _ids
         self.run_ids: dict[int, str] = {}  # sparse: most Jan messages have no run
         self.corrupt: list[tuple[int, int]] = []  # (offset, length) of lines that are not messages
+        # Slots whose id a later line has again (a damaged file): an id names its last line, so
+        # these are neither listed nor served. Found as ids enter the table.
+        self.shadowed: set[int] = set()
+        self._holes: list[int] | None = None  # shadowed, sorted (made when asked for)
         self._table: array[int] | None = None  # built on first need (see the module docstring)
         self._spare: array[int] | None = None  # room set aside for the table (reserve_table)
         self._searches = 0  # lookups answered without the table (see find)
@@ -137,6 +141,19 @@ class MessageIndex:
             i = (i + 1) & mask
         return found
 
+    def holes(self) -> list[int]:
+        """The shadowed slots, sorted ([] but in a damaged file). They are known once the id
+        table is: it is built now if it is not yet, or [] while another thread builds it (the
+        first moments after start-up)."""
+        if self._table is None and self.build_table(wait=False) is None:
+            return []
+        if not self.shadowed:
+            return []
+        with self._lock:
+            if self._holes is None:
+                self._holes = sorted(self.shadowed)
+            return self._holes
+
     def _search(self, key: bytes, low: int) -> int:
         """The last slot with this id among those whose ids lie at or after byte `low` of the
         packed ids, by a search of them (a match must start and end on id boundaries); -1: none."""
@@ -206,7 +223,7 @@ class MessageIndex:
             self._enter(table, len(table) - 1, first, count)
 
     def _enter(self, table: array[int], mask: int, first: int, count: int) -> None:
-        ends = self._id_ends
+        ends, ids = self._id_ends, self._ids
         for block in range(first, count, _BLOCK):
             last = min(block + _BLOCK, count)
             base = ends[block - 1] if block else 0
@@ -214,9 +231,18 @@ class MessageIndex:
             start = 0
             for slot in range(block, last):  # entries are slot + 1 (0 = empty)
                 end = ends[slot] - base
-                i = hash(keys[start:end]) & mask
+                key = keys[start:end]
                 start = end
-                while table[i]:
+                i = hash(key) & mask
+                while entry := table[i]:
+                    # The same id entered before (entries go in slot order) is a duplicate line,
+                    # shadowed by this one. Its last byte rules out most others at the cost of
+                    # one comparison (ids of one thread tend to share their length and start).
+                    if ids[ends[entry - 1] - 1] == key[-1]:
+                        at = ends[entry - 2] if entry > 1 else 0
+                        if ends[entry - 1] - at == len(key) and ids.startswith(key, at):
+                            self.shadowed.add(entry - 1)
+                            self._holes = None
                     i = (i + 1) & mask
                 table[i] = slot + 1
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, overload
 
 Order = Literal["asc", "desc"]
 
@@ -43,3 +43,35 @@ def page(seq: Sequence[int], limit: int, order: Order, after: int | None, before
     if order == "desc":
         positions.reverse()
     return positions, more
+
+
+class Visible(Sequence[int]):
+    """Positions 0..n-1 but `holes` (sorted, few), as the `seq` of `page`: the slots of a thread
+    whose file repeats an id (each id is listed once, at its last line). Indexing costs a few
+    bisections of `holes`, so a page is found in O(log n) as over a range."""
+
+    def __init__(self, n: int, holes: list[int]) -> None:
+        self._n = n
+        self._holes = holes
+
+    def __len__(self) -> int:
+        return self._n - len(self._holes)
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[int]: ...
+
+    def __getitem__(self, i: int | slice) -> int | list[int]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        # The least position with i visible ones before it: the fixed point of
+        # p = i + (holes at or before p), reached from below; it is never a hole.
+        pos = i
+        while (nxt := i + bisect_right(self._holes, pos)) != pos:
+            pos = nxt
+        return pos

@@ -4,6 +4,7 @@ rewrite), and the v1 message files."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -15,7 +16,7 @@ from ..errors import (
     message_not_found,
 )
 from ..index.catalog import FileState, ThreadEntry
-from ..index.paging import Order, page
+from ..index.paging import Order, Visible, page
 from ..index.reader import Stale, message_bytes, page_data, stored_line
 from ..models import (
     CreateMessage,
@@ -58,7 +59,12 @@ class MessageOps(RepoBase):
                     raise InvalidRequest(
                         f"Invalid '{name}': no message found with id '{value}'.", param=name)
                 cursors.append(slot)
-            seq = range(len(index)) if run_id is None else index.slots_with_run(run_id)
+            holes = index.holes()  # lines whose id a later line repeats: not listed
+            seq: Sequence[int]
+            if run_id is not None:
+                seq = [s for s in index.slots_with_run(run_id) if s not in index.shadowed]
+            else:
+                seq = Visible(len(index), holes) if holes else range(len(index))
             slots, more = page(seq, limit, order, cursors[0], cursors[1])
             data = page_data(self.catalog, entry, slots)
             first = index.id_at(slots[0]) if slots else None
@@ -95,10 +101,11 @@ class MessageOps(RepoBase):
         return await self.get_message(thread_id, message_id)
 
     async def delete_message(self, thread_id: str, message_id: str) -> bytes:
-        await self._rewrite(thread_id, message_id, lambda old: None)
+        await self._rewrite(thread_id, message_id, lambda old: None, every=True)
         return encoder.encode(DeletedMessage(id=message_id))
 
-    async def _rewrite(self, thread_id: str, message_id: str, edit: Any) -> None:
+    async def _rewrite(self, thread_id: str, message_id: str, edit: Any, every: bool = False
+                       ) -> None:
         entry = await self.thread(thread_id)
         if entry.messages.find(message_id) < 0:
             synced = await self.indexer.sync(thread_id)  # it may be newer than the index
@@ -107,7 +114,7 @@ class MessageOps(RepoBase):
         folder = self.threads_dir / thread_id
 
         def run() -> tuple[bytes, FileState] | None:
-            result = rewrite_message(folder, message_id, edit, self.durable)
+            result = rewrite_message(folder, message_id, edit, self.durable, every)
             if not result.found or result.stat is None:
                 return None
             st = result.stat

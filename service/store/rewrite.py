@@ -34,9 +34,12 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool) -> Rewritten:
-    """Apply `edit` to every line whose id is `message_id`; the file is left untouched when no line
-    has it. Returns the new content so the caller can re-index without reading it again."""
+def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
+                    every: bool = False) -> Rewritten:
+    """Apply `edit` to the last line whose id is `message_id` (the one an id names when a damaged
+    file repeats it), or with `every` to each such line (a delete: an older copy must not come
+    back as the message); the file is left untouched when no line has it. Returns the new
+    content so the caller can re-index without reading it again."""
     path = folder / MESSAGES
     with thread_locked(folder):
         try:
@@ -45,21 +48,18 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool) ->
             return Rewritten(b"", False)
         try:
             old = _read_all(fd)
+            lines = [(offset, length) for offset, length, mid, _run, _crc in scan(old)
+                     if mid == message_id]
+            if not lines:
+                return Rewritten(old, False)
             out: list[bytes] = []
             pos = 0
-            found = False
-            new_line: bytes | None = None
-            for offset, length, mid, _run, _crc in scan(old):
-                if mid != message_id:
-                    continue
-                found = True
+            for offset, length in lines if every else lines[-1:]:
                 out.append(old[pos:offset])
                 new_line = edit(old[offset:offset + length])
                 if new_line is not None:
                     out.append(new_line + b"\n")
                 pos = offset + length + 1
-            if not found:
-                return Rewritten(old, False)
             # A writer that does not take the lock (the Jan app) may have appended meanwhile,
             # and may go on until the rename: the old file is followed (through `fd`, which
             # stays on it) until then, and just after.

@@ -157,7 +157,7 @@ async def test_failing_thread_is_logged_and_others_are_still_watched(
     bad = data_dir / "threads" / "bad_thread"
     bad.mkdir()
     (bad / "thread.json").write_text("{}")
-    (bad / "messages.jsonl").mkdir()  # reading it fails with EISDIR
+    (bad / "messages.jsonl").symlink_to("messages.jsonl")  # opening it fails with ELOOP
     await wait_for(lambda: stats(watched).errors > 0, what="the failing sync to be counted")
     assert "bad_thread" in caplog.text
 
@@ -428,7 +428,7 @@ async def test_unreadable_thread_at_start_up_is_skipped_and_logged(
         make_client: MakeClient, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     bad = data_dir / "threads" / "bad_thread"
     bad.mkdir()
-    (bad / "messages.jsonl").mkdir()  # reading it fails with EISDIR
+    (bad / "messages.jsonl").mkdir()  # not a regular file: no messages (and no thread.json)
     good = data_dir / "threads" / "good_thread"
     good.mkdir()
     (good / "messages.jsonl").write_bytes(line("msg_good", "good_thread", "ok") + b"\n")
@@ -436,6 +436,37 @@ async def test_unreadable_thread_at_start_up_is_skipped_and_logged(
     client = await make_client()
     assert await served_ids(client, "good_thread") == ["msg_good"]
     assert "bad_thread" in caplog.text
+
+
+async def test_a_fifo_or_a_directory_named_messages_jsonl_blocks_nothing(
+        make_client: MakeClient, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A FIFO used to block the watcher's worker for good in its open (live updates stopped, a
+    get of its thread hung, shutdown never ended); a directory made every route of its thread
+    answer 500. Both read as a thread without messages, and a write is a clear 409."""
+    client = await make_client()
+    tid, path = await new_thread(client, data_dir)
+    odd = {"fifo_thread": os.mkfifo, "dir_thread": os.mkdir}
+    for name, make in odd.items():
+        folder = data_dir / "threads" / name
+        folder.mkdir()
+        (folder / "thread.json").write_text(json.dumps(jan_thread(name)))
+        make(folder / "messages.jsonl")
+    await append(path, line("msg_after", tid, "still watched") + b"\n")
+    await wait_for(lambda: shows(client, tid, ["msg_after"]), what="an append beside a FIFO")
+    for name in odd:
+        resp = await asyncio.wait_for(client.get(f"/v1/threads/{name}/messages"), 5)
+        assert resp.status == 200 and (await resp.json())["data"] == []
+        assert (await client.get(f"/v1/threads/{name}")).status == 200
+        resp = await asyncio.wait_for(client.post(
+            f"/v1/threads/{name}/messages", json={"role": "user", "content": "x"}), 5)
+        assert resp.status == 409, await resp.text()
+        err = (await resp.json())["error"]
+        assert err["message"] == (f"Thread '{name}' cannot be written: its messages.jsonl is "
+                                  "not a regular file.")
+        assert str(data_dir) not in err["message"]
+        assert f"{name}/messages.jsonl is not a regular file" in caplog.text
+    await append(path, line("msg_later", tid, "and still") + b"\n")
+    await wait_for(lambda: shows(client, tid, ["msg_after", "msg_later"]), what="a later append")
 
 
 async def test_own_appends_are_recognised_as_indexed_and_others_are_not(

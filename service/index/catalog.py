@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..models import Thread, encoder
+from ..store.files import open_file
 from .cache import LineCache, entry_uids
 from .messages import MessageIndex
 
@@ -103,7 +104,7 @@ class Catalog:
         """An open descriptor for the thread's messages.jsonl, kept for later reads (bounded)."""
         if entry.fd is None:
             path = entry.folder / "messages.jsonl"
-            entry.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            entry.fd = open_file(path, os.O_RDONLY)
             self._open[entry.id] = entry
             if len(self._open) > self.MAX_OPEN_FDS:
                 oldest = next(iter(self._open))

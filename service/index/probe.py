@@ -7,6 +7,7 @@ the last indexed line changed, or it changed size-for-size), the whole file into
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,14 @@ from typing import Any, Literal
 
 from ..models import Thread
 from ..store import normalize
+from ..store.files import NotAFile, open_file, read_file
 from ..store.layout import MESSAGES, THREAD_JSON
 from ..store.lines import complete_end, crc32, decode_object
 from .build import index_file
 from .catalog import FileState, Tail
 from .messages import MessageIndex
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,11 +59,19 @@ def _same(a: FileState, b: FileState | None) -> bool:
 def load_thread_json(path: Path) -> dict[str, Any] | None:
     """thread.json as an object; None when it is unreadable or not (yet) one: half-written."""
     try:
-        with path.open("rb") as f:
-            raw = f.read()
+        raw = read_file(path)
     except OSError:
         return None
     return decode_object(raw)
+
+
+_warned: set[Path] = set()
+
+
+def _warn_once(path: Path) -> None:
+    if path not in _warned:
+        _warned.add(path)
+        log.warning("%s is not a regular file: read as no messages, and not written", path)
 
 
 def _read_from(fd: int, offset: int) -> bytes:
@@ -90,8 +102,10 @@ def as_seen(folder: Path, seen: Seen) -> bool:
 
 def _probe_messages(folder: Path, seen: Seen, probe: Probe, table: bool) -> None:
     try:
-        fd = os.open(folder / MESSAGES, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
+        fd = open_file(folder / MESSAGES, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError, NotAFile) as exc:
+        if isinstance(exc, NotAFile):  # a directory, a FIFO: there are no messages to read
+            _warn_once(folder / MESSAGES)
         probe.kind = "missing" if seen.file is not None else "none"
         return
     try:
@@ -158,8 +172,11 @@ def _fallback_created(folder: Path, folder_st: os.stat_result) -> int:
     put (the folder's mtime moves whenever a file is created or renamed in it, so a restart
     would list the thread elsewhere); the folder's mtime only when there is no message yet."""
     try:
-        with (folder / MESSAGES).open("rb") as f:
-            head = f.read(1 << 16)  # small and rare: only for a thread.json without a time
+        fd = open_file(folder / MESSAGES, os.O_RDONLY)
+        try:
+            head = os.read(fd, 1 << 16)  # small and rare: only for a thread.json without a time
+        finally:
+            os.close(fd)
     except OSError:
         head = b""
     for line in head[:complete_end(head)].split(b"\n"):

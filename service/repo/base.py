@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from ..config import Config
 from ..errors import (
+    Conflict,
     PayloadTooLarge,
     Unavailable,
     UnknownMessage,
@@ -20,6 +22,7 @@ from ..index.catalog import Catalog, ThreadEntry
 from ..index.reader import Stale
 from ..index.sync import Indexer
 from ..models import CreateMessage, Message, encoder, output_content
+from ..store.files import NotAFile
 from ..store.writer import ThreadWriter
 
 
@@ -66,11 +69,16 @@ class RepoBase:
 
     @contextlib.contextmanager
     def _folder_of(self, thread_id: str) -> Iterator[None]:
-        """A thread folder that vanished under a write (deleted meanwhile) is a 404."""
+        """A thread folder that vanished under a write (deleted meanwhile) is a 404; one whose
+        messages.jsonl is a directory or a FIFO cannot be written (409)."""
         try:
             yield
         except (FileNotFoundError, NotADirectoryError):
             raise thread_not_found(thread_id) from None
+        except NotAFile as exc:
+            name = Path(exc.filename).name if exc.filename else "a file of its folder"
+            raise Conflict(f"Thread '{thread_id}' cannot be written: its {name} is not a regular "
+                           "file.", param="thread_id") from None
 
     async def _exclusive(self, thread_id: str, fn: Any) -> Any:
         with self._folder_of(thread_id):

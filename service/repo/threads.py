@@ -22,7 +22,7 @@ from ..models import (
     ModifyThread,
     encoder,
 )
-from ..store.files import fsync_dir, thread_locked, write_atomic
+from ..store.files import NotAFile, fsync_dir, read_file, thread_locked, write_atomic
 from ..store.layout import MESSAGES, THREAD_JSON
 from ..store.lines import decode_object_exact
 from .base import RepoBase, list_envelope
@@ -38,8 +38,8 @@ def read_thread_json(path: Path, durable: bool) -> dict[str, Any] | None:
     so a title or assistant settings are never lost."""
     for attempt in range(SETTLE_TRIES):
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+            raw = read_file(path)
+        except (FileNotFoundError, NotAFile):
             return None
         found = decode_object_exact(raw)
         if found is not None:

@@ -7,15 +7,52 @@ for small reads of bytes the page cache holds.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from .layout import LOCK, MESSAGES, THREAD_JSON
+
+
+class NotAFile(OSError):
+    """A thread's file is something else: a directory, a FIFO, a device."""
+
+
+def open_file(path: Path, flags: int, mode: int = 0o644) -> int:
+    """`os.open` for a thread's own files, refusing anything but a regular file: a FIFO named
+    messages.jsonl would block an open (or a read) for ever, a directory fail later and oddly.
+    With O_NONBLOCK the open of a FIFO returns at once; a regular file does not heed it."""
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    except IsADirectoryError:  # opened for writing
+        raise NotAFile(errno.EISDIR, "not a regular file", str(path)) from None
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise NotAFile(errno.EINVAL, "not a regular file", str(path))
+    return fd
+
+
+def read_file(path: Path) -> bytes:
+    """A whole (small) file, as `Path.read_bytes` but through `open_file`."""
+    fd = open_file(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:
@@ -126,7 +163,7 @@ def append_lines(folder: Path, data: bytes, durable: bool,
     still waits for the fsync."""
     lines = len(data)
     with thread_locked(folder):
-        fd = os.open(folder / MESSAGES, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        fd = open_file(folder / MESSAGES, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":

@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .files import remove_stale_temps, thread_locked, write_atomic
+from .files import NotAFile, open_file, remove_stale_temps, thread_locked, write_atomic
 from .layout import MESSAGES
 from .lines import scan
 
@@ -43,8 +43,8 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
     path = folder / MESSAGES
     with thread_locked(folder):
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
+            fd = open_file(path, os.O_RDONLY)
+        except (FileNotFoundError, NotAFile):  # no messages (a directory here holds none)
             return Rewritten(b"", False)
         try:
             old = _read_all(fd)

@@ -40,6 +40,7 @@ POKE_SECONDS = 1.0
 # Changes with a journal record: creations (their event ids) and deletions (so that a message or
 # thread restored later, even after a restart, is a new creation).
 JOURNALED = (CREATED, "thread.message.deleted", "thread.deleted")
+SYNC_TRIES = 3  # syncs a message's event may wait for when the index is behind its file
 SLICE = 128  # streams written between two turns of the event loop during a fan-out
 # Turns of the event loop a create's answer takes from its write to its socket (the writer's
 # future, then its handler): a fan-out yields as many first, so it does not hold the answer back.
@@ -127,7 +128,7 @@ class Hub:
         while True:
             if self.order.held:  # waiting for another process's creation: not for long
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), HOLD_SECONDS / 5)
+                    await asyncio.wait_for(self._wake.wait(), HOLD_SECONDS / 20)
             else:
                 await self._wake.wait()
             self._wake.clear()
@@ -150,6 +151,14 @@ class Hub:
                 jid = next(it) if change.kind in JOURNALED else 0
                 try:
                     event = self.event(change, jid)
+                    for _ in range(SYNC_TRIES):
+                        if event is not None or change.message_id is None or not self._sync:
+                            break
+                        # Not found, or its bytes not where the index says: another process
+                        # may have rewritten the file since (a delete). The index catches up
+                        # first; only a message still missing then is gone.
+                        await self._sync(change.thread_id)
+                        event = self.event(change, jid)
                 except Exception:  # one bad change must not end every stream for good
                     log.exception("event hub: could not publish %s of thread %s", change.kind,
                                   change.thread_id)
@@ -164,9 +173,17 @@ class Hub:
                 await self.fan_out(events)
 
     async def _sync_thread(self, thread_id: str) -> None:
+        """Index a thread another process journaled a creation of, which an event is held for.
+        Found, it comes through the feed; not found by a sync that began after its record was
+        read, it is gone (deleted since): the held events stop waiting for it."""
+        started = time.monotonic()
         try:
             assert self._sync is not None
             await self._sync(thread_id)
+            entry = self.catalog.get(thread_id)
+            self.journal.gone_unseen(
+                thread_id, started, lambda m: entry is not None and entry.messages.find(m) >= 0)
+            self._wake.set()  # what was held for it may go now
         except Exception:
             log.debug("event hub: sync of thread %s failed", thread_id, exc_info=True)
         finally:

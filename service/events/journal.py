@@ -23,6 +23,7 @@ import fcntl
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -229,6 +230,14 @@ class Journal:
             return None, set()
         return (min(offset for offset, _ in self._unseen.values()),
                 {t for t, _ in self._unseen})
+
+    def gone_unseen(self, thread_id: str, synced_from: float, present: Callable[[str], bool]
+                    ) -> None:
+        """A sync of `thread_id` that began at `synced_from` (monotonic) is done: the unseen
+        creations of the thread read before then that it did not find are gone."""
+        for key in [k for k, (_, when) in self._unseen.items()
+                    if k[0] == thread_id and when < synced_from and not present(k[1])]:
+            del self._unseen[key]
 
     def id_of(self, thread_id: str, message_id: str) -> int | None:
         """The event id of a message's record, unless its thread was deleted since."""

@@ -6,7 +6,8 @@ disconnected between the two would resume past the older one and miss it. With o
 feed's order is the journal's. With several, another process may journal a message (id 83) that
 this one has not indexed yet when it journals its own (id 166): its own event then waits until
 the other one arrives here (its thread is synced at once, and the watcher would see it within
-milliseconds) or HOLD_SECONDS pass (it was deleted meanwhile, say), and both go out in id order.
+milliseconds) or that sync does not find it (deleted meanwhile, say), and both go out in id
+order. HOLD_SECONDS bounds the wait should neither happen.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from itertools import pairwise
 from .journal import Journal
 from .subscription import Event
 
-HOLD_SECONDS = 0.5  # the longest an event waits for an older creation of another process
+# The longest an event waits for an older creation of another process: a sync of its thread
+# ends the wait sooner, whether it finds the creation (then both go) or not (it is gone).
+HOLD_SECONDS = 2.0
 
 Batch = list[tuple[int, Event]]  # (feed sequence number, event)
 

@@ -84,27 +84,37 @@ class Operation:
     response: Any = None  # 200 response type (a Struct, or Page[...])
     params: tuple[Param, ...] = ()
     content_type: str = "application/json"
+    operation_id: str | None = None  # OpenAI's, where it has the operation
 
 
 TP = "/v1/threads/{thread_id}"
 MP = TP + "/messages/{message_id}"
 OPERATIONS: dict[tuple[str, str], Operation] = {
-    ("POST", "/v1/threads"): Operation("Create a thread", CreateThread, Thread),
+    ("POST", "/v1/threads"): Operation("Create a thread", CreateThread, Thread,
+        operation_id="createThread"),
     ("GET", "/v1/threads"): Operation("List threads (Jan extension)", None, Page[Thread],
                                       LIST_PARAMS),
-    ("GET", TP): Operation("Retrieve a thread", None, Thread),
-    ("POST", TP): Operation("Modify a thread", ModifyThread, Thread),
-    ("DELETE", TP): Operation("Delete a thread", None, DeletedThread),
-    ("POST", TP + "/messages"): Operation("Create a message", CreateMessage, Message),
+    ("GET", TP): Operation("Retrieve a thread", None, Thread,
+        operation_id="getThread"),
+    ("POST", TP): Operation("Modify a thread", ModifyThread, Thread,
+        operation_id="modifyThread"),
+    ("DELETE", TP): Operation("Delete a thread", None, DeletedThread,
+        operation_id="deleteThread"),
+    ("POST", TP + "/messages"): Operation("Create a message", CreateMessage, Message,
+        operation_id="createMessage"),
     ("GET", TP + "/messages"): Operation(
         "List messages", None, Page[Message],
-        (*LIST_PARAMS, _q("run_id", "Only messages of this run."))),
-    ("GET", MP): Operation("Retrieve a message", None, Message),
-    ("POST", MP): Operation("Modify a message", ModifyMessage, Message),
-    ("DELETE", MP): Operation("Delete a message", None, DeletedMessage),
+        (*LIST_PARAMS, _q("run_id", "Only messages of this run.")), operation_id="listMessages"),
+    ("GET", MP): Operation("Retrieve a message", None, Message,
+        operation_id="getMessage"),
+    ("POST", MP): Operation("Modify a message", ModifyMessage, Message,
+        operation_id="modifyMessage"),
+    ("DELETE", MP): Operation("Delete a message", None, DeletedMessage,
+        operation_id="deleteMessage"),
     ("GET", MP + "/files"): Operation("List a message's files", None, Page[MessageFile],
-                                      LIST_PARAMS),
-    ("GET", MP + "/files/{file_id}"): Operation("Retrieve a message file", None, MessageFile),
+                                      LIST_PARAMS, operation_id="listMessageFiles"),
+    ("GET", MP + "/files/{file_id}"): Operation("Retrieve a message file", None, MessageFile,
+        operation_id="getMessageFile"),
     ("GET", TP + "/events"): Operation(
         "Stream a thread's events", params=(*RESUME, _q("after", "Start after this message id.")),
         content_type="text/event-stream"),
@@ -127,7 +137,13 @@ def _path_params(path: str) -> list[dict[str, Any]]:
             for n in _PATH_PARAM.findall(path)]
 
 
-def _operation(path: str, op: Operation, schemas: dict[Any, Any], secured: bool
+def _operation_id(method: str, path: str) -> str:
+    """A unique id for an operation OpenAI does not have: `getV1ThreadSummaries`, say."""
+    words = re.findall(r"[A-Za-z0-9]+", _PATH_PARAM.sub("", path))
+    return method.lower() + "".join(w[:1].upper() + w[1:] for w in words)
+
+
+def _operation(method: str, path: str, op: Operation, schemas: dict[Any, Any], secured: bool
                ) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "OK"}
     if op.content_type == "text/event-stream":
@@ -138,6 +154,7 @@ def _operation(path: str, op: Operation, schemas: dict[Any, Any], secured: bool
     elif op.content_type != "application/json":
         ok["content"] = {op.content_type: {"schema": {"type": "string"}}}
     out: dict[str, Any] = {
+        "operationId": op.operation_id or _operation_id(method, path),
         "summary": op.summary,
         "parameters": _path_params(path) + [
             {"name": p.name, "in": p.where, "description": p.description, "schema": p.schema}
@@ -177,10 +194,18 @@ def build(app: web.Application) -> dict[str, Any]:
                    | {ErrorBody}, key=repr)
     refs, components = msgspec.json.schema_components(types, ref_template=REF)
     schemas = dict(zip(types, refs, strict=True))
+    # Every field of a response object is always sent (a null where it has no value), as in
+    # OpenAI's spec: required, so generated clients do not type them optional.
+    responses = {op.response for _, _, op in routes if op.response is not None} | {ErrorBody}
+    for name in [schemas[t]["$ref"].rsplit("/", 1)[1] for t in responses] + ["ErrorDetail"]:
+        component = components.get(name, {})
+        if "properties" in component:
+            component["required"] = list(component["properties"])
     secured = bool(app[CONFIG].api_keys)
     paths: dict[str, dict[str, Any]] = {}
     for method, path, op in routes:
-        paths.setdefault(path, {})[method.lower()] = _operation(path, op, schemas, secured)
+        paths.setdefault(path, {})[method.lower()] = _operation(method, path, op, schemas,
+                                                                secured)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Threadline", "version": __version__,

@@ -113,3 +113,26 @@ async def test_security_is_declared_when_keys_are_required(
     assert doc["paths"]["/v1/threads"]["post"]["security"] == [{"bearerAuth": []}]
     assert "security" not in doc["paths"]["/healthz"]["get"]
     assert doc["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+async def test_operations_have_openais_ids_and_responses_require_every_field(
+        client: TestClient) -> None:
+    doc = await document(client)
+    ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    tp, mp = "/v1/threads/{thread_id}", "/v1/threads/{thread_id}/messages/{message_id}"
+    for path, method, want in (("/v1/threads", "post", "createThread"), (tp, "get", "getThread"),
+                               (tp, "post", "modifyThread"), (tp, "delete", "deleteThread"),
+                               (tp + "/messages", "post", "createMessage"),
+                               (tp + "/messages", "get", "listMessages"),
+                               (mp, "get", "getMessage"), (mp, "post", "modifyMessage"),
+                               (mp, "delete", "deleteMessage")):
+        assert doc["paths"][path][method]["operationId"] == want
+    schemas = doc["components"]["schemas"]
+    # As in OpenAI's spec: the 14 fields of a message, the 5 of a thread, are always there.
+    assert len(schemas["Message"]["required"]) == 14
+    assert set(schemas["Thread"]["required"]) == {"id", "object", "created_at", "tool_resources",
+                                                  "metadata"}
+    assert set(schemas["ErrorDetail"]["required"]) == {"message", "type", "param", "code"}
+    assert "object" in schemas[response_schema(doc, tp + "/messages", "get")["$ref"]
+                               .rsplit("/", 1)[1]]["required"]

@@ -91,13 +91,18 @@ def error_response(
 
 
 _PATH_RE = re.compile(r"`\$\.?([^`]*)`")
+_FIELD_RE = re.compile(r"(?:missing required|unknown) field `([^`]*)`")
 
 
 def _validation_param(message: str) -> str | None:
     """The field a msgspec error names (`$.metadata[...]`, or `key` in `$.metadata`), as
-    OpenAI names params: `metadata`."""
+    OpenAI names params: `metadata`; a missing or unknown field by its own name
+    (`messages[0].content`)."""
     match = _PATH_RE.search(message)
-    return match.group(1).replace("[...]", "") or None if match else None
+    path = match.group(1).replace("[...]", "") if match else ""
+    if field := _FIELD_RE.search(message):
+        return f"{path}.{field.group(1)}" if path else field.group(1)
+    return path or None
 
 
 _HTTP_TYPES = {401: "invalid_request_error", 404: "invalid_request_error"}

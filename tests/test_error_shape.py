@@ -189,6 +189,21 @@ async def test_metadata_over_the_limits_is_400_on_every_route(
     assert env.tree() == before
 
 
+@pytest.mark.parametrize(("path", "body", "param"), [
+    ("/v1/threads/{t}/messages", {"role": "user"}, "content"),
+    ("/v1/threads/{t}/messages", {"role": "user", "content": "x", "bogus": 1}, "bogus"),
+    ("/v1/threads", {"messages": [{"role": "user"}]}, "messages[0].content"),
+    ("/v1/threads", {"messages": [{"role": "user", "content": "x", "zz": 1}]},
+     "messages[0].zz"),
+    ("/v1/threads", {"metadata": {"k": 1}}, "metadata"),
+])
+async def test_a_missing_or_unknown_field_is_named_in_param(env: Env, path: str,
+                                                            body: dict[str, Any],
+                                                            param: str) -> None:
+    error = await expect_error(await env.client.post(env.path(path), json=body), 400)
+    assert error["param"] == param
+
+
 async def test_metadata_at_the_limits_is_accepted(env: Env) -> None:
     metadata = {f"{i:02d}" + "k" * 62: "v" * 512 for i in range(16)}
     for pattern in BODY_ROUTES:

@@ -261,6 +261,44 @@ async def test_jan_thread_json_shapes_become_openai_threads(
         assert msgs[1].completed_at == 1746000002
 
 
+async def test_a_title_set_or_cleared_in_metadata_is_jans_title_too(
+        data_dir: Path, start_server: MakeServer) -> None:
+    """metadata.title is where clients see Jan's title: a modify moves both, so the Jan app
+    shows a rename, and metadata sent without a title is served as sent."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1", title="Old title"), [])
+    async with open_sdk(await start_server()) as sdk:
+        t = await sdk.beta.threads.update("jan_1", metadata={"title": "New title"})
+        assert t.metadata == {"title": "New title"}
+        stored = json.loads((folder / "thread.json").read_text())
+        assert (stored["title"], stored["metadata"]) == ("New title", {"title": "New title"})
+        t = await sdk.beta.threads.update("jan_1", metadata={"k": "v"})
+        assert t.metadata == {"k": "v"}
+        assert (await sdk.beta.threads.retrieve("jan_1")).metadata == {"k": "v"}
+        assert json.loads((folder / "thread.json").read_text())["title"] == ""
+
+
+async def test_jans_object_metadata_survives_a_read_modify_write(
+        data_dir: Path, start_server: MakeServer) -> None:
+    """Jan 0.6 keeps objects and numbers in metadata; they are served as JSON text. A client
+    that sends the served metadata back with one key changed leaves the others as Jan wrote
+    them, not as strings."""
+    message = jan06_message(ULID, ULID, "hi")
+    thread = jan06_thread(ULID)
+    folder = write_thread(data_dir, ULID, thread, [message])
+    async with open_sdk(await start_server()) as sdk:
+        served = await sdk.beta.threads.messages.retrieve(ULID, thread_id=ULID)
+        assert served.metadata is not None
+        await sdk.beta.threads.messages.update(ULID, thread_id=ULID,
+                                               metadata={**served.metadata, "n": "4"})
+        t = await sdk.beta.threads.retrieve(ULID)
+        assert t.metadata is not None
+        await sdk.beta.threads.update(ULID, metadata={**t.metadata, "order": "3"})
+    stored = json.loads((folder / "messages.jsonl").read_text())
+    assert stored["metadata"] == {**message["metadata"], "n": "4"}
+    stored_thread = json.loads((folder / "thread.json").read_text())
+    assert stored_thread["metadata"] == {"is_favorite": False, "order": "3", "title": "Recipes"}
+
+
 async def test_thread_json_id_is_the_folder_name(data_dir: Path, start_server: MakeServer
                                                 ) -> None:
     write_thread(data_dir, "jan_2", {**jan_thread("jan_1"), "id": "jan_1"}, [])
@@ -296,7 +334,7 @@ async def test_lone_surrogate_escapes_are_read_as_replacement_characters(
         assert edited.content[0].text.value == "cut here \ufffd"  # type: ignore[union-attr]
         t = await sdk.beta.threads.retrieve("jan_1")
         assert t.metadata is not None and t.metadata["title"] == "Trip \ufffd"
-        await sdk.beta.threads.update("jan_1", metadata={"k": "v"})
+        await sdk.beta.threads.update("jan_1", metadata={**t.metadata, "k": "v"})
     stored = json.loads((folder / "thread.json").read_text())
     assert stored["title"] == "Trip \ufffd" and stored["assistants"] == [{"id": "jan"}]
     assert stored["metadata"]["k"] == "v"

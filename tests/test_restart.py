@@ -168,7 +168,7 @@ async def test_start_up_removes_old_leftovers_of_interrupted_creates_and_deletes
 async def test_modifying_a_thread_json_caught_mid_rewrite_keeps_its_fields(
         open_client: OpenClient, data_dir: Path) -> None:
     """Jan rewrites thread.json in place without a lock: a modify that finds it half written
-    waits for the whole file instead of replacing it (and losing the title)."""
+    waits for the whole file instead of replacing it (and losing Jan's assistants)."""
     whole = json.dumps(jan_thread("jan_d", title="Trip plans"), indent=2)
     folder = write_thread(data_dir, "jan_d", None, [jan_message("d0", "jan_d", "z")])
     (folder / "thread.json").write_text(whole)
@@ -181,7 +181,8 @@ async def test_modifying_a_thread_json_caught_mid_rewrite_keeps_its_fields(
     finally:
         finish.join()
     stored = json.loads((folder / "thread.json").read_text())
-    assert stored["title"] == "Trip plans" and stored["metadata"] == {"k": "v"}
+    assert stored["assistants"] == jan_thread("jan_d")["assistants"]
+    assert stored["created"] == jan_thread("jan_d")["created"] and stored["metadata"] == {"k": "v"}
     assert not list(folder.glob(".thread.json.unreadable-*"))
 
 

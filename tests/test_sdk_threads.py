@@ -80,12 +80,15 @@ async def test_update_keeps_unknown_fields_of_a_jan_thread_json(
         start_server: MakeServer, data_dir: Path) -> None:
     folder = write_thread(data_dir, "jan_1717666232", jan_thread("jan_1717666232", "Trip"), [])
     async with open_sdk(await start_server()) as sdk:
-        updated = await sdk.beta.threads.update("jan_1717666232", metadata={"lastMessage": "bye"})
-    assert updated.metadata == {"lastMessage": "bye", "title": "Trip"}  # title: from thread.json
+        served = await sdk.beta.threads.retrieve("jan_1717666232")
+        assert served.metadata == {"lastMessage": "hello", "title": "Trip"}  # from thread.json
+        updated = await sdk.beta.threads.update("jan_1717666232",
+                                                metadata={**served.metadata, "lastMessage": "bye"})
+    assert updated.metadata == {"lastMessage": "bye", "title": "Trip"}
     stored = json.loads((folder / "thread.json").read_text())
     assert stored["title"] == "Trip"
     assert stored["assistants"][0]["assistant_id"] == "jan"
-    assert stored["metadata"] == {"lastMessage": "bye"}
+    assert stored["metadata"] == {"lastMessage": "bye", "title": "Trip"}
 
 
 async def test_delete_thread_removes_its_folder(sdk: openai.AsyncOpenAI, data_dir: Path) -> None:

@@ -88,7 +88,10 @@ class MessageOps(RepoBase):
                 # number, say): rewriting it from the changes alone would destroy the message.
                 raise Conflict(f"Message '{message_id}' is stored in a form that cannot be "
                                "parsed, so it cannot be modified.", param="message_id")
+            stored_metadata = obj.get("metadata")
             obj.update(changes)
+            if "metadata" in changes:
+                obj["metadata"] = normalize.metadata_to_store(changes["metadata"], stored_metadata)
             line = encoder.encode(obj)
             # The limit holds for edits too; a line Jan wrote over it may still shrink or stay.
             if len(line) > self.config.max_line_bytes and len(line) > len(old):

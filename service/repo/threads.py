@@ -22,6 +22,7 @@ from ..models import (
     ModifyThread,
     encoder,
 )
+from ..store import normalize
 from ..store.files import NotAFile, fsync_dir, read_file, thread_locked, write_atomic
 from ..store.layout import MESSAGES, THREAD_JSON
 from ..store.lines import decode_object_exact
@@ -107,7 +108,14 @@ class ThreadOps(RepoBase):
                 doc = found if found is not None else {
                     "id": thread_id, "object": "thread", "created_at": entry.thread.created_at}
                 if req.metadata is not msgspec.UNSET:
-                    doc["metadata"] = req.metadata or {}
+                    meta = req.metadata or {}
+                    doc["metadata"] = normalize.metadata_to_store(meta, doc.get("metadata"))
+                    # Jan shows the top-level title, which is served as metadata.title: the two
+                    # move together (a title left out of the metadata sent is cleared).
+                    if "title" in meta:
+                        doc["title"] = meta["title"]
+                    elif "title" in doc:
+                        doc["title"] = ""
                 if req.tool_resources is not msgspec.UNSET:
                     doc["tool_resources"] = msgspec.to_builtins(req.tool_resources)
                 write_atomic(path, thread_json_bytes(doc), self.durable)

@@ -102,6 +102,21 @@ def metadata(value: Any) -> dict[str, str]:
     return {k: v if v.__class__ is str else _dumps(v) for k, v in value.items()}
 
 
+def metadata_to_store(new: dict[str, str], stored: Any) -> dict[str, Any]:
+    """Metadata sent in a modify, as it goes back to the file: a value Jan keeps as an object or
+    a number (served as its JSON text) stays as Jan wrote it when the client sends that same text
+    back, so reading, changing one key and writing all back does not turn Jan's objects into
+    strings."""
+    if not stored or stored.__class__ is not dict:
+        return new
+    out: dict[str, Any] = {}
+    for key, value in new.items():
+        old = stored.get(key)
+        out[key] = old if (old is not None and old.__class__ is not str
+                           and _dumps(old) == value) else value
+    return out
+
+
 def _detail(obj: dict[str, Any]) -> Any:
     detail = obj.get("detail")
     return detail if isinstance(detail, str) and detail in _DETAILS else None  # may be a list

@@ -22,6 +22,7 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 from ..feed import Change, Feed
 from ..index.catalog import Catalog, ThreadEntry
@@ -80,7 +81,8 @@ class Hub:
         await loop.run_in_executor(None, self.journal.load)
         missing = unjournaled(self.catalog, self.journal)
         if missing:
-            await loop.run_in_executor(None, self.journal.append, missing)
+            # Read from the files just now: present, restored or not.
+            await loop.run_in_executor(None, partial(self.journal.append, missing, present=True))
         self.journal.loaded()
         self.watermark = self.journal.end
         self._pump_task = asyncio.create_task(self._pump())
@@ -149,6 +151,8 @@ class Hub:
             it = iter(ids)
             for seq, change in batch:
                 jid = next(it) if change.kind in JOURNALED else 0
+                if jid < 0:
+                    continue  # a creation seen in a file since rewritten without it
                 try:
                     event = self.event(change, jid)
                     for _ in range(SYNC_TRIES):
@@ -191,16 +195,38 @@ class Hub:
 
     async def _journal(self, records: list[Record]) -> list[int]:
         """Event ids of journaled changes: journaled right here when the lock is free, else
-        (another process holds it) from a worker thread."""
+        (another process holds it) from a worker thread. -1 for the creation of a message
+        deleted since, as this process saw the thread's file before another one deleted it:
+        no record, no event (its deletion follows)."""
+        loop = asyncio.get_running_loop()
         try:
             ids = self.journal.try_append(records)
             if ids is None:
-                ids = await asyncio.get_running_loop().run_in_executor(
-                    None, self.journal.append, records)
+                ids = await loop.run_in_executor(None, self.journal.append, records)
+            doubtful = [i for i, (r, jid) in enumerate(zip(records, ids, strict=True))
+                        if jid == 0 and r.m is not None and not r.d]
+            for i in doubtful:
+                ids[i] = -1
+            if doubtful and self._sync is not None:
+                # Or restored since (a backup copied back): then its file has it now.
+                for thread_id in {records[i].t for i in doubtful}:
+                    await self._sync(thread_id)
+                present = [i for i in doubtful if self._has(records[i].t, records[i].m)]
+                if present:
+                    again = await loop.run_in_executor(
+                        None, partial(self.journal.append, [records[i] for i in present],
+                                      present=True))
+                    for i, jid in zip(present, again, strict=True):
+                        ids[i] = jid
             return ids
         except OSError:
             log.exception("event journal: append failed; events keep flowing with watermark ids")
             return [self.watermark] * len(records)
+
+    def _has(self, thread_id: str, message_id: str | None) -> bool:
+        entry = self.catalog.get(thread_id)
+        return entry is not None and message_id is not None and entry.messages.find(
+            message_id) >= 0
 
     async def fan_out(self, events: list[tuple[int, Event]]) -> None:
         """Hand a batch of (feed sequence number, event) to every stream it is for, in order.

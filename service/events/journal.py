@@ -58,6 +58,8 @@ class Journal:
         self.last: dict[str, Record] = {}  # per thread, its latest record
         self.base: dict[str, str | None] = {}  # per thread, its latest baseline's message
         self._recent: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # Messages whose latest record is their deletion (as many as _recent at most).
+        self._gone: OrderedDict[tuple[str, str], int] = OrderedDict()
         # Creations other processes journaled, read while this one appended, that it has not
         # journaled (so not seen) itself yet: (thread, message) -> (event id, when read).
         self._unseen: dict[tuple[str, str], tuple[int, float]] = {}
@@ -89,6 +91,10 @@ class Journal:
             if rec.m is not None:
                 self._recent.pop((rec.t, rec.m), None)
                 self._unseen.pop((rec.t, rec.m), None)
+                self._gone[(rec.t, rec.m)] = offset
+                self._gone.move_to_end((rec.t, rec.m))
+                if len(self._gone) > RECENT:
+                    self._gone.popitem(last=False)
                 if self._loading:
                     self.deleted.add((rec.t, rec.m))
             else:  # the thread is gone: all it had is forgotten, as if the journal began now
@@ -105,6 +111,7 @@ class Journal:
         else:
             key = (rec.t, rec.m)
             self.deleted.discard(key)
+            self._gone.pop(key, None)
             self._recent[key] = offset
             self._recent.move_to_end(key)
             if len(self._recent) > RECENT:
@@ -140,11 +147,14 @@ class Journal:
             pos = nl + 1
         return out, start + pos
 
-    def append(self, records: list[Record]) -> list[int]:
+    def append(self, records: list[Record], present: bool = False) -> list[int]:
         """Journal records, unless another process already journaled the same message; return the
-        event id of each (its offset end) in order."""
+        event id of each (its offset end) in order. A creation of a message whose latest record
+        is its deletion gets 0, not a record, unless `present` (the caller saw the message in
+        its file after that deletion was journaled): it may be a restore, or only a sighting of
+        the file as it was before another process deleted it (see `doubtful`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        ids = self._append(records, wait=True)
+        ids = self._append(records, wait=True, present=present)
         assert ids is not None  # waited for the lock
         return ids
 
@@ -152,11 +162,16 @@ class Journal:
         """`append`, unless another process holds the journal's lock right now (None: call
         `append` from a worker thread instead). Called on the event loop: it never blocks."""
         try:
-            return self._append(records, wait=False)
+            return self._append(records, wait=False, present=False)
         except FileNotFoundError:  # the folder is gone: `append` makes it again
             return None
 
-    def _append(self, records: list[Record], wait: bool) -> list[int] | None:
+    def doubtful(self, thread_id: str, message_id: str) -> bool:
+        """Whether the latest record of a message is its deletion (or its thread's)."""
+        key = (thread_id, message_id)
+        return key in self._gone or (key in self._recent and self.id_of(*key) is None)
+
+    def _append(self, records: list[Record], wait: bool, present: bool) -> list[int] | None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             try:
@@ -178,6 +193,10 @@ class Journal:
                 if known is not None:
                     ids.append(known)
                     self._unseen.pop((rec.t, rec.m or ""), None)
+                    continue
+                if (not present and rec.m is not None and not rec.d
+                        and self.doubtful(rec.t, rec.m)):
+                    ids.append(0)  # deleted since it was last created: the caller confirms
                     continue
                 line = _encoder.encode(rec) + b"\n"
                 chunks.append(line)

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from aiohttp.test_utils import TestClient, make_mocked_request
 from hypothesis import given
@@ -142,8 +143,42 @@ async def test_pagination_stays_right_after_deletions(client: TestClient) -> Non
         assert resp.status == 200
     left = [i for i in ids if i not in (ids[0], ids[4], ids[8])]
     await check_every_cursor(client, path, left, (1, 2, 6, 7))
-    resp = await client.get(path, params={"after": ids[4]})
-    await expect_error(resp, 400, f"Invalid 'after': no message found with id '{ids[4]}'.")
+
+
+async def test_a_deleted_message_as_cursor_pages_on_from_where_it_stood(
+        client: TestClient) -> None:
+    """A client deleting the messages it pages through asks for the page after one it deleted
+    (the SDKs' iterators do): the cursor stands where the message stood, also when its
+    neighbours went too."""
+    thread_id, ids = await new_thread(client, 9)
+    path = f"/v1/threads/{thread_id}/messages"
+    gone = [ids[0], ids[4], ids[5], ids[8]]
+    for mid in gone:
+        assert (await client.delete(f"{path}/{mid}")).status == 200
+    for cursor in gone:
+        at = ids.index(cursor)
+        for order, name in itertools.product(("asc", "desc"), ("after", "before")):
+            later = name == "after" if order == "asc" else name == "before"
+            window = [i for i in ids if i not in gone and (ids.index(i) > at) == later]
+            if order == "desc":
+                window.reverse()
+            want = window[-2:] if name == "before" else window[:2]
+            body = await list_page(client, path, order=order, limit=2, **{name: cursor})
+            got = [m["id"] for m in body["data"]]
+            assert (got, body["has_more"]) == (want, len(window) > 2), (cursor, order, name)
+
+
+@pytest.mark.parametrize("order", ["asc", "desc"])
+async def test_deleting_each_message_while_iterating_with_the_sdk_empties_the_thread(
+        sdk: openai.AsyncOpenAI, order: str) -> None:
+    thread = await sdk.beta.threads.create(
+        messages=[{"role": "user", "content": f"m{i}"} for i in range(45)])
+    deleted = 0
+    async for m in sdk.beta.threads.messages.list(thread.id, order=order):  # type: ignore[arg-type]
+        await sdk.beta.threads.messages.delete(m.id, thread_id=thread.id)
+        deleted += 1
+    assert deleted == 45
+    assert [m async for m in sdk.beta.threads.messages.list(thread.id)] == []
 
 
 async def test_walking_pages_with_after_visits_each_message_once(client: TestClient) -> None:

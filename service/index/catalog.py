@@ -34,6 +34,9 @@ class Tail:
     crc: int = 0
 
 
+GONE_KEPT = 4096  # deleted message ids remembered per thread (for list cursors)
+
+
 @dataclass(eq=False)
 class ThreadEntry:
     id: str
@@ -44,6 +47,10 @@ class ThreadEntry:
     file: FileState | None = None  # messages.jsonl as indexed; None: no file
     tail: Tail = field(default_factory=Tail)  # indexed end; last line (detects in-place rewrites)
     generation: int = 0
+    # Messages deleted lately -> the message just before each in the file then (None: it was
+    # first): a list cursor naming one still finds its place (a client deleting the messages it
+    # pages through). GONE_KEPT at most, oldest dropped first.
+    gone: dict[str, str | None] = field(default_factory=dict)
     fd: int | None = None  # cached read descriptor for messages.jsonl (see Catalog.read_fd)
     uid: int = field(default_factory=lambda: next(entry_uids))  # never reused (cache keys)
     _thread_bytes: bytes | None = None

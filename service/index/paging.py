@@ -2,9 +2,9 @@
 
 `seq` holds the positions of the listable items in ascending order: `range(n)` for a whole thread
 or the thread list, the matching slots for a `run_id` filter. `after`/`before` are positions of the
-cursor items (which need not be in `seq`). The page holds up to `limit` items of the window between
-the cursors, nearest the cursor it starts from, in the requested order; `has_more` says whether the
-window holds more beyond the page.
+cursor items (which need not be in `seq`; a deleted item's lies between two slots, x.5). The page
+holds up to `limit` items of the window between the cursors, nearest the cursor it starts from,
+in the requested order; `has_more` says whether the window holds more beyond the page.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Literal, overload
 Order = Literal["asc", "desc"]
 
 
-def page(seq: Sequence[int], limit: int, order: Order, after: int | None, before: int | None
-         ) -> tuple[list[int], bool]:
+def page(seq: Sequence[int], limit: int, order: Order, after: float | None,
+         before: float | None) -> tuple[list[int], bool]:
     lo, hi = 0, len(seq)
     if order == "asc":
         if after is not None:

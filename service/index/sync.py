@@ -20,7 +20,7 @@ from ..feed import Change, Feed, Kind
 from ..ids import is_thread_id
 from ..store.files import Appended, remove_leftovers
 from .build import extend
-from .catalog import Catalog, FileState, Tail, ThreadEntry
+from .catalog import GONE_KEPT, Catalog, FileState, Tail, ThreadEntry
 from .messages import CANONICAL, LARGE, MessageIndex
 from .probe import Probe, Seen, as_seen, probe
 
@@ -269,6 +269,9 @@ class Indexer:
             if new.find(mid) < 0:
                 self._publish("thread.message.deleted", entry.id, mid, old.starts[slot],
                               old.lengths[slot], gen)
+                entry.gone[mid] = old.id_at(slot - 1) if slot else None
+                if len(entry.gone) > GONE_KEPT:
+                    del entry.gone[next(iter(entry.gone))]
         for slot in range(len(new)):
             mid = new.id_at(slot)
             before = old.find(mid)

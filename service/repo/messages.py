@@ -31,6 +31,29 @@ from ..store.lines import decode_object, decode_object_exact, line_id
 from ..store.rewrite import rewrite_message
 from .base import RepoBase, list_envelope
 
+GONE_STEPS = 64  # deleted neighbours a cursor's place is looked for through
+
+
+def _position(entry: ThreadEntry, message_id: str) -> float | None:
+    """Where a cursor id stands in the thread: its slot; for a message deleted lately, just
+    after the message that preceded it (through others deleted since), so paging on from the
+    last id of a page whose messages were deleted meanwhile neither fails nor skips; None: an
+    id the thread never had (or not lately)."""
+    index = entry.messages
+    slot = index.find(message_id)
+    if slot >= 0:
+        return slot
+    for _ in range(GONE_STEPS):
+        if message_id not in entry.gone:
+            return None
+        before = entry.gone[message_id]
+        if before is None:
+            return -0.5  # it was the first
+        if (slot := index.find(before)) >= 0:
+            return slot + 0.5
+        message_id = before
+    return None
+
 
 class MessageOps(RepoBase):
     async def create_message(self, thread_id: str, req: CreateMessage) -> bytes:
@@ -52,13 +75,13 @@ class MessageOps(RepoBase):
                             before: str | None, run_id: str | None) -> bytes:
         def read(entry: ThreadEntry) -> bytes:
             index = entry.messages
-            cursors: list[int | None] = []
+            cursors: list[float | None] = []
             for name, value in (("after", after), ("before", before)):
-                slot = index.find(value) if value else None
-                if value and (slot is None or slot < 0):
+                at = _position(entry, value) if value else None
+                if value and at is None:
                     raise InvalidRequest(
                         f"Invalid '{name}': no message found with id '{value}'.", param=name)
-                cursors.append(slot)
+                cursors.append(at)
             holes = index.holes()  # lines whose id a later line repeats: not listed
             seq: Sequence[int]
             if run_id is not None:

@@ -10,6 +10,8 @@ route, and get their 404 or 405 through the same wrapper.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import time
 from collections.abc import Callable
 
@@ -26,6 +28,15 @@ CLIENT_CLOSED = 499  # nginx's code for a request the client abandoned
 UNMATCHED = "unmatched"  # the metrics label of requests that matched no route
 
 Check = Callable[[web.Request], None]
+REQUEST_ID = "X-Request-Id"  # as OpenAI sends it; the SDKs expose it (`_request_id`)
+
+
+def request_ids() -> Callable[[], str]:
+    """Unique request ids, `req_` + this process's random prefix + a counter: cheaper than a
+    random id per request, and unique across processes and restarts all the same."""
+    prefix = "req_" + os.urandom(6).hex()
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter):08x}"
 
 
 def request_check(config: Config) -> Check | None:
@@ -42,6 +53,7 @@ class Gate:
         self.check = request_check(config)
         self.cors = bool(config.cors_origins)
         self.metrics = metrics
+        self.request_id = request_ids()
 
     def __call__(self, route: str, handler: Handler) -> Handler:
         """`handler` behind the checks, errors rendered as the envelope, counted as `route`."""
@@ -49,6 +61,7 @@ class Gate:
         check = self.check
         cors = self.cors
         clock = time.perf_counter
+        new_id = self.request_id
 
         async def gated(request: web.Request) -> web.StreamResponse:
             started = clock()
@@ -68,6 +81,8 @@ class Gate:
                 except Exception as exc:  # ApiError, msgspec's, and the last line of defence
                     response = render(exc)
                 status = response.status
+                if not response.prepared:  # an event stream's headers are out already
+                    response.headers[REQUEST_ID] = new_id()
                 return response
             except asyncio.CancelledError:
                 status = CLIENT_CLOSED

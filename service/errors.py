@@ -90,8 +90,9 @@ def error_response(
     return web.Response(status=status, body=encoder.encode(body), content_type="application/json")
 
 
-_PATH_RE = re.compile(r"`\$\.?([^`]*)`")
-_FIELD_RE = re.compile(r"(?:missing required|unknown) field `([^`]*)`")
+# msgspec: "... - at `$.messages[0]`", "Object contains unknown field `x`[ - at `$...`]"
+_PATH_RE = re.compile(r" - at (?:`[^`]*` in )?`\$\.?([^`]*)`$")
+_FIELD_RE = re.compile(r"(?:missing required|unknown) field `(.*?)`(?= - at `|$)")
 
 
 def _validation_param(message: str) -> str | None:

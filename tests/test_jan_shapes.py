@@ -3,6 +3,7 @@ canonical OpenAI form that the SDK's strict validation accepts."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -270,11 +271,37 @@ async def test_a_title_set_or_cleared_in_metadata_is_jans_title_too(
         t = await sdk.beta.threads.update("jan_1", metadata={"title": "New title"})
         assert t.metadata == {"title": "New title"}
         stored = json.loads((folder / "thread.json").read_text())
-        assert (stored["title"], stored["metadata"]) == ("New title", {"title": "New title"})
+        assert (stored["title"], stored["metadata"]) == ("New title", {})
+        # Jan renames it (its own rewrite of thread.json): the API shows Jan's title.
+        (folder / "thread.json").write_text(json.dumps({**stored, "title": "Jan's title"}))
+        for _ in range(250):  # the watcher's turn
+            if (await sdk.beta.threads.retrieve("jan_1")).metadata == {"title": "Jan's title"}:
+                break
+            await asyncio.sleep(0.02)
+        assert (await sdk.beta.threads.retrieve("jan_1")).metadata == {"title": "Jan's title"}
         t = await sdk.beta.threads.update("jan_1", metadata={"k": "v"})
         assert t.metadata == {"k": "v"}
         assert (await sdk.beta.threads.retrieve("jan_1")).metadata == {"k": "v"}
         assert json.loads((folder / "thread.json").read_text())["title"] == ""
+
+
+async def test_a_title_not_served_or_served_cut_is_kept_whole_by_a_modify(
+        data_dir: Path, start_server: MakeServer) -> None:
+    """A title hidden by 16 metadata keys is not cleared by a modify that could not send it;
+    one served cut to 512 characters and sent back unchanged keeps its whole length."""
+    full = {**jan_thread("jan_16", title="Sixteen"), "metadata": {f"k{i}": "v" for i in range(16)}}
+    folder16 = write_thread(data_dir, "jan_16", full, [])
+    long_title = "t" * 600
+    folder_long = write_thread(data_dir, "jan_long", jan_thread("jan_long", title=long_title), [])
+    async with open_sdk(await start_server()) as sdk:
+        t = await sdk.beta.threads.retrieve("jan_16")
+        assert t.metadata is not None and "title" not in t.metadata
+        await sdk.beta.threads.update("jan_16", metadata={**t.metadata, "k0": "changed"})
+        t = await sdk.beta.threads.retrieve("jan_long")
+        assert t.metadata is not None and t.metadata["title"] == long_title[:512]
+        await sdk.beta.threads.update("jan_long", metadata={**t.metadata, "k": "v"})
+    assert json.loads((folder16 / "thread.json").read_text())["title"] == "Sixteen"
+    assert json.loads((folder_long / "thread.json").read_text())["title"] == long_title
 
 
 async def test_jans_object_metadata_survives_a_read_modify_write(
@@ -282,7 +309,8 @@ async def test_jans_object_metadata_survives_a_read_modify_write(
     """Jan 0.6 keeps objects and numbers in metadata; they are served as JSON text. A client
     that sends the served metadata back with one key changed leaves the others as Jan wrote
     them, not as strings."""
-    message = jan06_message(ULID, ULID, "hi")
+    message = {**jan06_message(ULID, ULID, "hi")}
+    message["metadata"] = {**message["metadata"], "gone": None}  # null survives too
     thread = jan06_thread(ULID)
     folder = write_thread(data_dir, ULID, thread, [message])
     async with open_sdk(await start_server()) as sdk:
@@ -296,7 +324,8 @@ async def test_jans_object_metadata_survives_a_read_modify_write(
     stored = json.loads((folder / "messages.jsonl").read_text())
     assert stored["metadata"] == {**message["metadata"], "n": "4"}
     stored_thread = json.loads((folder / "thread.json").read_text())
-    assert stored_thread["metadata"] == {"is_favorite": False, "order": "3", "title": "Recipes"}
+    assert stored_thread["metadata"] == {"is_favorite": False, "order": "3"}
+    assert stored_thread["title"] == "Recipes"
 
 
 async def test_thread_json_id_is_the_folder_name(data_dir: Path, start_server: MakeServer

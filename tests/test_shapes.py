@@ -32,6 +32,7 @@ TEXT_VALUE = st.one_of(TEXT, st.fixed_dictionaries(
     optional={"annotations": st.one_of(st.lists(ANNOTATION, max_size=2), ANY)}))
 PART = st.one_of(
     st.fixed_dictionaries({"type": st.just("text")}, optional={"text": TEXT_VALUE}),
+    st.fixed_dictionaries({"text": TEXT_VALUE}),  # no type: a legacy part
     st.fixed_dictionaries({"type": st.sampled_from(["image_url", "image", "pdf", "refusal"]),
                            "image_url": st.fixed_dictionaries({"url": TEXT})}),
     TEXT, ANY)
@@ -119,7 +120,12 @@ def test_the_shapes_jan_writes_take_the_fast_path() -> None:
 
 
 def test_lines_it_cannot_read_exactly_go_the_general_way() -> None:
+    citation = (b'{"type":"file_citation","text":"t","start_index":0,"end_index":1,'
+                b'"file_citation":{"file_id":"f"}}')
     for line in (b'{"id":"a","content":"x\\ud83d y"}',  # a lone surrogate: read as U+FFFD
+                 # A part without its type is a legacy part: its text, no annotations.
+                 b'{"id":"a","content":[{"text":{"value":"v","annotations":[' + citation
+                 + b']}}]}',
                  b'{"id":"a","content":"\xff"}',  # invalid UTF-8
                  b'{"id":"a","created_at":1.5e12}',  # a float timestamp
                  b'{"id":"a","attachments":[{"file_id":"f","tools":[]}]}'):

@@ -56,6 +56,24 @@ def thread_json_bytes(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, indent=2, ensure_ascii=False).encode() + b"\n"
 
 
+def _set_metadata(doc: dict[str, Any], meta: dict[str, str], thread_id: str) -> None:
+    """A modify's metadata into thread.json. The title is Jan's top-level `title` (what the app
+    shows; served as metadata.title): a title sent goes there, so a rename shows in Jan and one
+    Jan makes later shows here; one served and not sent back is cleared; one served cut to 512
+    characters and sent back so keeps its whole; one not served (metadata already had 16 keys)
+    is left alone. The rest replaces the metadata, Jan's non-string values kept where sent back
+    unchanged."""
+    stored = doc.get("title")
+    served = normalize.thread(doc, thread_id, 0).metadata or {}
+    title = meta.pop("title", None)
+    if title is not None:
+        if not (isinstance(stored, str) and stored[:512] == title):
+            doc["title"] = title
+    elif "title" in served and isinstance(stored, str) and stored:
+        doc["title"] = ""
+    doc["metadata"] = normalize.metadata_to_store(meta, doc.get("metadata"))
+
+
 class ThreadOps(RepoBase):
     def list_threads(self, limit: int, order: Order, after: str | None, before: str | None
                      ) -> bytes:
@@ -108,14 +126,7 @@ class ThreadOps(RepoBase):
                 doc = found if found is not None else {
                     "id": thread_id, "object": "thread", "created_at": entry.thread.created_at}
                 if req.metadata is not msgspec.UNSET:
-                    meta = req.metadata or {}
-                    doc["metadata"] = normalize.metadata_to_store(meta, doc.get("metadata"))
-                    # Jan shows the top-level title, which is served as metadata.title: the two
-                    # move together (a title left out of the metadata sent is cleared).
-                    if "title" in meta:
-                        doc["title"] = meta["title"]
-                    elif "title" in doc:
-                        doc["title"] = ""
+                    _set_metadata(doc, dict(req.metadata or {}), thread_id)
                 if req.tool_resources is not msgspec.UNSET:
                     doc["tool_resources"] = msgspec.to_builtins(req.tool_resources)
                 write_atomic(path, thread_json_bytes(doc), self.durable)

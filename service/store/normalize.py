@@ -111,9 +111,8 @@ def metadata_to_store(new: dict[str, str], stored: Any) -> dict[str, Any]:
         return new
     out: dict[str, Any] = {}
     for key, value in new.items():
-        old = stored.get(key)
-        out[key] = old if (old is not None and old.__class__ is not str
-                           and _dumps(old) == value) else value
+        old = stored.get(key, value)
+        out[key] = old if old.__class__ is not str and _dumps(old) == value else value
     return out
 
 

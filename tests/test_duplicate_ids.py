@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import openai
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -19,6 +21,7 @@ from service.index.paging import Visible, page
 from tests.envelope import expect_error, no_message
 from tests.jan import jan_message, jan_thread, write_thread
 from tests.test_pagination import check_every_cursor
+from tests.test_sse import stream
 
 OpenClient = Callable[..., Awaitable[TestClient]]
 T = "jan_dup"
@@ -50,7 +53,7 @@ def text(m: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("holes", [[], [0], [3], [1, 2], [0, 1, 5, 9], [9]])
 def test_visible_positions_are_a_range_without_the_holes(holes: list[int]) -> None:
-    seq = Visible(10, holes)
+    seq = Visible.of(10, holes)
     want = [p for p in range(10) if p not in holes]
     assert list(seq) == want and len(seq) == len(want)
     assert seq[1:4] == want[1:4] and seq[-1] == want[-1]
@@ -58,6 +61,15 @@ def test_visible_positions_are_a_range_without_the_holes(holes: list[int]) -> No
         for cursor in range(10):
             assert page(seq, 3, order, cursor, None) == page(want, 3, order, cursor, None)  # type: ignore[arg-type]
             assert page(seq, 3, order, None, cursor) == page(want, 3, order, None, cursor)  # type: ignore[arg-type]
+
+
+def test_visible_positions_with_long_runs_of_holes() -> None:
+    # A file whose whole content appears twice: the first half is all holes.
+    rng = random.Random(7)
+    for holes in (list(range(1000)), sorted(rng.sample(range(2000), 1500)), [1999]):
+        seq = Visible.of(2000, holes)
+        gone = set(holes)
+        assert list(seq) == [p for p in range(2000) if p not in gone]
 
 
 async def test_a_repeated_id_is_listed_once_at_its_last_line(open_client: OpenClient,
@@ -137,3 +149,57 @@ async def test_a_copy_appended_by_another_program_hides_the_older_one(
     assert text(data[0]) == "again"
     page_ = await listed(client, after="m9", limit="2")
     assert [m["id"] for m in page_] == ["m11", "m12"]  # the older m10 is not listed
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+async def test_after_replays_a_repeated_id_once(start_server: Callable[..., Any],
+                                                data_dir: Path) -> None:
+    write_thread(data_dir, T, jan_thread(T), [msg("a", "A"), msg("x", "x-first"), msg("b", "B"),
+                                              msg("x", "x-second"), msg("c", "C")])
+    server = await start_server()
+    async with stream(server, f"/v1/threads/{T}/events?after=a") as events:
+        got = await events.take(3)
+        assert await events.nothing_for(0.2)
+    assert [(e.json["id"], text(e.json)) for e in got] == [("b", "B"), ("x", "x-second"),
+                                                           ("c", "C")]
+
+
+async def test_a_line_repeating_an_id_is_an_update_and_a_delete_of_it_one_event(
+        start_server: Callable[..., Any], data_dir: Path) -> None:
+    """Another program appends a second copy of a message (the same id, new text): the message
+    changed, so an update (a creation would carry the first copy's event id again, behind
+    later ones). A rewrite of the file then says nothing about it; deleting it says it once."""
+    folder = write_thread(data_dir, T, jan_thread(T), [msg("x", "one"), msg("b", "B")])
+    server = await start_server()
+    async with stream(server, f"/v1/threads/{T}/events") as events:
+        with open(folder / "messages.jsonl", "ab") as f:
+            f.write(json.dumps(msg("x", "one-again")).encode() + b"\n")
+        got = await events.next()
+        assert (got.event, got.json["id"], text(got.json)) == (
+            "thread.message.updated", "x", "one-again")
+        async with aiohttp.ClientSession() as s:
+            async with s.post(server.make_url(f"/v1/threads/{T}/messages/b"),
+                              json={"metadata": {"k": "v"}}) as resp:
+                assert resp.status == 200
+            got = await events.next()
+            assert (got.event, got.json["id"]) == ("thread.message.updated", "b")
+            async with s.delete(server.make_url(f"/v1/threads/{T}/messages/x")) as resp:
+                assert resp.status == 200
+        got = await events.next()
+        assert (got.event, got.json["id"]) == ("thread.message.deleted", "x")
+        assert await events.nothing_for(0.3)
+
+
+async def test_a_directory_named_thread_json_makes_a_modify_a_409(
+        open_client: OpenClient, data_dir: Path) -> None:
+    folder = write_thread(data_dir, T, None, [msg("a", "A")])
+    (folder / "thread.json").mkdir()
+    client = await open_client()
+    assert (await client.get(f"/v1/threads/{T}")).status == 200
+    resp = await client.post(f"/v1/threads/{T}", json={"metadata": {"k": "v"}})
+    error = await expect_error(resp, 409)
+    assert error["message"] == (f"Thread '{T}' cannot be written: its thread.json is not a "
+                                "regular file.")
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]  # none left

@@ -156,11 +156,11 @@ class Hub:
                 try:
                     event = self.event(change, jid)
                     for _ in range(SYNC_TRIES):
-                        if event is not None or change.message_id is None or not self._sync:
-                            break
-                        # Not found, or its bytes not where the index says: another process
-                        # may have rewritten the file since (a delete). The index catches up
-                        # first; only a message still missing then is gone.
+                        if (event is not None or change.message_id is None or not self._sync
+                                or not self._has(change.thread_id, change.message_id)):
+                            break  # sent, or gone (its deletion follows)
+                        # Indexed, yet its bytes are not where the index says: another process
+                        # rewrote the file since (a delete). The index catches up first.
                         await self._sync(change.thread_id)
                         event = self.event(change, jid)
                 except Exception:  # one bad change must not end every stream for good
@@ -178,15 +178,15 @@ class Hub:
 
     async def _sync_thread(self, thread_id: str) -> None:
         """Index a thread another process journaled a creation of, which an event is held for.
-        Found, it comes through the feed; not found by a sync that began after its record was
-        read, it is gone (deleted since): the held events stop waiting for it."""
+        Found new, it comes through the feed; otherwise (deleted since, or indexed here before)
+        it will not: the held events stop waiting for it."""
         started = time.monotonic()
         try:
             assert self._sync is not None
             await self._sync(thread_id)
-            entry = self.catalog.get(thread_id)
-            self.journal.gone_unseen(
-                thread_id, started, lambda m: entry is not None and entry.messages.find(m) >= 0)
+            coming = {c.message_id for _, c in self._changes
+                      if c.thread_id == thread_id and c.kind == CREATED}
+            self.journal.settle_unseen(thread_id, started, coming.__contains__)
             self._wake.set()  # what was held for it may go now
         except Exception:
             log.debug("event hub: sync of thread %s failed", thread_id, exc_info=True)
@@ -203,11 +203,15 @@ class Hub:
             ids = self.journal.try_append(records)
             if ids is None:
                 ids = await loop.run_in_executor(None, self.journal.append, records)
-            doubtful = [i for i, (r, jid) in enumerate(zip(records, ids, strict=True))
-                        if jid == 0 and r.m is not None and not r.d]
-            for i in doubtful:
-                ids[i] = -1
-            if doubtful and self._sync is not None:
+        except OSError:
+            log.exception("event journal: append failed; events keep flowing with watermark ids")
+            return [self.watermark] * len(records)
+        doubtful = [i for i, (r, jid) in enumerate(zip(records, ids, strict=True))
+                    if jid == 0 and r.m is not None and not r.d]
+        for i in doubtful:
+            ids[i] = -1
+        if doubtful and self._sync is not None:
+            try:
                 # Or restored since (a backup copied back): then its file has it now.
                 for thread_id in {records[i].t for i in doubtful}:
                     await self._sync(thread_id)
@@ -218,10 +222,9 @@ class Hub:
                                       present=True))
                     for i, jid in zip(present, again, strict=True):
                         ids[i] = jid
-            return ids
-        except OSError:
-            log.exception("event journal: append failed; events keep flowing with watermark ids")
-            return [self.watermark] * len(records)
+            except Exception:  # they stay unpublished: a resume replays them if they are back
+                log.exception("event journal: could not check creations deleted since")
+        return ids
 
     def _has(self, thread_id: str, message_id: str | None) -> bool:
         entry = self.catalog.get(thread_id)

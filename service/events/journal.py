@@ -250,12 +250,14 @@ class Journal:
         return (min(offset for offset, _ in self._unseen.values()),
                 {t for t, _ in self._unseen})
 
-    def gone_unseen(self, thread_id: str, synced_from: float, present: Callable[[str], bool]
-                    ) -> None:
-        """A sync of `thread_id` that began at `synced_from` (monotonic) is done: the unseen
-        creations of the thread read before then that it did not find are gone."""
+    def settle_unseen(self, thread_id: str, synced_from: float, coming: Callable[[str], bool]
+                      ) -> None:
+        """A sync of `thread_id` that began at `synced_from` (monotonic) is done: of the unseen
+        creations of the thread read before then, only those `coming` (on their way to being
+        journaled here) are still waited for. The others are gone, or were indexed here before
+        and will not be journaled here again (deleted and restored faster than the watcher)."""
         for key in [k for k, (_, when) in self._unseen.items()
-                    if k[0] == thread_id and when < synced_from and not present(k[1])]:
+                    if k[0] == thread_id and when < synced_from and not coming(k[1])]:
             del self._unseen[key]
 
     def id_of(self, thread_id: str, message_id: str) -> int | None:

@@ -62,7 +62,9 @@ async def after_message(catalog: Catalog, journal: Journal, entry: ThreadEntry, 
         upto = min(slot + 1 + CHUNK, len(index))
         if slot + 1 >= upto:
             return
-        ids = [index.id_at(s) for s in range(slot + 1, upto)]
+        index.holes()  # the earlier copies of a repeated id are known (and not given)
+        shadowed = index.shadowed
+        ids = [index.id_at(s) for s in range(slot + 1, upto) if s not in shadowed]
         given.extend(ids)
         yield [(journal.id_of(thread_id, mid) or 0, thread_id, mid) for mid in ids]
         slot = upto - 1

@@ -46,7 +46,8 @@ class MessageIndex:
         # Slots whose id a later line has again (a damaged file): an id names its last line, so
         # these are neither listed nor served. Found as ids enter the table.
         self.shadowed: set[int] = set()
-        self._holes: list[int] | None = None  # shadowed, sorted (made when asked for)
+        # Shadowed, sorted, and the visible slots before each (made when asked for).
+        self._holes: tuple[list[int], list[int]] | None = None
         self._table: array[int] | None = None  # built on first need (see the module docstring)
         self._spare: array[int] | None = None  # room set aside for the table (reserve_table)
         self._searches = 0  # lookups answered without the table (see find)
@@ -141,17 +142,18 @@ class MessageIndex:
             i = (i + 1) & mask
         return found
 
-    def holes(self) -> list[int]:
-        """The shadowed slots, sorted ([] but in a damaged file). They are known once the id
-        table is: it is built now if it is not yet, or [] while another thread builds it (the
-        first moments after start-up)."""
+    def holes(self) -> tuple[list[int], list[int]] | None:
+        """The shadowed slots, sorted, and how many slots are not before each; None but in a
+        damaged file. They are known once the id table is: it is built now if it is not yet, or
+        None while another thread builds it (the first moments after start-up)."""
         if self._table is None and self.build_table(wait=False) is None:
-            return []
+            return None
         if not self.shadowed:
-            return []
+            return None
         with self._lock:
             if self._holes is None:
-                self._holes = sorted(self.shadowed)
+                holes = sorted(self.shadowed)
+                self._holes = holes, [h - j for j, h in enumerate(holes)]
             return self._holes
 
     def _search(self, key: bytes, low: int) -> int:

@@ -46,13 +46,20 @@ def page(seq: Sequence[int], limit: int, order: Order, after: float | None,
 
 
 class Visible(Sequence[int]):
-    """Positions 0..n-1 but `holes` (sorted, few), as the `seq` of `page`: the slots of a thread
-    whose file repeats an id (each id is listed once, at its last line). Indexing costs a few
-    bisections of `holes`, so a page is found in O(log n) as over a range."""
+    """Positions 0..n-1 but `holes` (sorted), as the `seq` of `page`: the slots of a thread whose
+    file repeats an id (each id is listed once, at its last line). `before[j]` is how many
+    positions are visible before hole j (`holes[j] - j`, never decreasing), so the i-th visible
+    position is i plus the number of holes with at most i visible positions before them: one
+    bisection, and a page is found in O(log n) as over a range."""
 
-    def __init__(self, n: int, holes: list[int]) -> None:
+    def __init__(self, n: int, holes: Sequence[int], before: Sequence[int]) -> None:
         self._n = n
         self._holes = holes
+        self._before = before
+
+    @classmethod
+    def of(cls, n: int, holes: list[int]) -> Visible:
+        return cls(n, holes, [h - j for j, h in enumerate(holes)])
 
     def __len__(self) -> int:
         return self._n - len(self._holes)
@@ -69,9 +76,4 @@ class Visible(Sequence[int]):
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(i)
-        # The least position with i visible ones before it: the fixed point of
-        # p = i + (holes at or before p), reached from below; it is never a hole.
-        pos = i
-        while (nxt := i + bisect_right(self._holes, pos)) != pos:
-            pos = nxt
-        return pos
+        return i + bisect_right(self._before, i)

@@ -247,11 +247,19 @@ class Indexer:
 
     def _apply_tail(self, entry: ThreadEntry, p: Probe, publish: bool) -> None:
         new: list[tuple[int, int, str]] = []
-        extend(entry.messages, p.data, p.base, entry.tail, new)
-        if publish:
-            for offset, length, mid in new:
-                self._publish("thread.message.created", entry.id, mid, offset, length,
-                              entry.generation)
+        index = entry.messages
+        first, shadowed = len(index), set(index.shadowed)
+        extend(index, p.data, p.base, entry.tail, new)
+        if not publish:
+            return
+        # A line repeating an id the thread had is that message changed (it is served from
+        # this line now), not a new one: an update, like an edit in place.
+        index.holes()  # the earlier copies are known once the id table is
+        seen = {index.id_at(s) for s in index.shadowed - shadowed if s < first}
+        for offset, length, mid in new:
+            kind: Kind = "thread.message.updated" if mid in seen else "thread.message.created"
+            seen.add(mid)
+            self._publish(kind, entry.id, mid, offset, length, entry.generation)
 
     def _apply_full(self, entry: ThreadEntry, p: Probe, publish: bool) -> None:
         # Not `p.index or ...`: an index of only corrupt lines has len() 0 and is still the file.
@@ -264,15 +272,19 @@ class Indexer:
         if not publish:
             return
         gen = entry.generation
+        old.holes()  # the earlier copies of a repeated id: one event per id, for its last line
+        new.holes()
         for slot in range(len(old)):
             mid = old.id_at(slot)
-            if new.find(mid) < 0:
+            if slot not in old.shadowed and new.find(mid) < 0:
                 self._publish("thread.message.deleted", entry.id, mid, old.starts[slot],
                               old.lengths[slot], gen)
                 entry.gone[mid] = old.id_at(slot - 1) if slot else None
                 if len(entry.gone) > GONE_KEPT:
                     del entry.gone[next(iter(entry.gone))]
         for slot in range(len(new)):
+            if slot in new.shadowed:
+                continue
             mid = new.id_at(slot)
             before = old.find(mid)
             if before >= 0 and old.crcs[before] == new.crcs[slot]:

@@ -87,7 +87,7 @@ class MessageOps(RepoBase):
             if run_id is not None:
                 seq = [s for s in index.slots_with_run(run_id) if s not in index.shadowed]
             else:
-                seq = Visible(len(index), holes) if holes else range(len(index))
+                seq = Visible(len(index), *holes) if holes else range(len(index))
             slots, more = page(seq, limit, order, cursors[0], cursors[1])
             data = page_data(self.catalog, entry, slots)
             first = index.id_at(slots[0]) if slots else None

@@ -100,7 +100,14 @@ def write_atomic(path: Path, data: bytes, durable: bool,
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except IsADirectoryError:  # a directory where the file goes: nothing to replace it with
+        tmp.unlink(missing_ok=True)
+        raise NotAFile(errno.EISDIR, "not a regular file", str(path)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if follow is not None and (late := follow()):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         try:

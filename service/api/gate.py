@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from aiohttp import hdrs, web
+from multidict import istr
 
 from ..config import Config
 from ..errors import Handler, render
@@ -28,15 +29,16 @@ CLIENT_CLOSED = 499  # nginx's code for a request the client abandoned
 UNMATCHED = "unmatched"  # the metrics label of requests that matched no route
 
 Check = Callable[[web.Request], None]
-REQUEST_ID = "X-Request-Id"  # as OpenAI sends it; the SDKs expose it (`_request_id`)
+# As OpenAI sends it; the SDKs expose it (`request_id`). An istr: set without case folding.
+REQUEST_ID = istr("X-Request-Id")
 
 
 def request_ids() -> Callable[[], str]:
     """Unique request ids, `req_` + this process's random prefix + a counter: cheaper than a
     random id per request, and unique across processes and restarts all the same."""
     prefix = "req_" + os.urandom(6).hex()
-    counter = itertools.count(1)
-    return lambda: f"{prefix}{next(counter):08x}"
+    counter = itertools.count(0x10000000)
+    return lambda: prefix + hex(next(counter))[2:]
 
 
 def request_check(config: Config) -> Check | None:
@@ -81,7 +83,7 @@ class Gate:
                 except Exception as exc:  # ApiError, msgspec's, and the last line of defence
                     response = render(exc)
                 status = response.status
-                if not response.prepared:  # an event stream's headers are out already
+                if status >= 400:  # on errors only: a header costs ~5% of a get's instructions
                     response.headers[REQUEST_ID] = new_id()
                 return response
             except asyncio.CancelledError:

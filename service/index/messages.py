@@ -144,9 +144,11 @@ class MessageIndex:
 
     def holes(self) -> tuple[list[int], list[int]] | None:
         """The shadowed slots, sorted, and how many slots are not before each; None but in a
-        damaged file. They are known once the id table is: it is built now if it is not yet, or
-        None while another thread builds it (the first moments after start-up)."""
-        if self._table is None and self.build_table(wait=False) is None:
+        damaged file. They are known once the id table is: a small index's is built now if it
+        is not yet; a large one's is built in a worker thread after start-up (None till then:
+        a list must not wait for it)."""
+        if self._table is None and (len(self.starts) >= LARGE
+                                    or self.build_table(wait=False) is None):
             return None
         if not self.shadowed:
             return None

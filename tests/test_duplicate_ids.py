@@ -18,6 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.index.paging import Visible, page
+from service.index.sync import Indexer
 from tests.envelope import expect_error, no_message
 from tests.jan import jan_message, jan_thread, write_thread
 from tests.test_pagination import check_every_cursor
@@ -203,3 +204,22 @@ async def test_a_directory_named_thread_json_makes_a_modify_a_409(
     assert error["message"] == (f"Thread '{T}' cannot be written: its thread.json is not a "
                                 "regular file.")
     assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]  # none left
+
+
+async def test_a_repeated_id_appended_before_a_large_threads_table_exists_is_an_update(
+        start_server: Callable[..., Any], data_dir: Path, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    """Just after start-up a large thread's id table may not be built yet (the worker builds
+    them largest first): a line repeating an id is found by a search of the older ids."""
+    async def not_yet(self: Any) -> None:
+        await asyncio.sleep(3600)
+    monkeypatch.setattr(Indexer, "_build_tables", not_yet)
+    folder = write_thread(data_dir, T, jan_thread(T), [msg(f"m{i}", f"t{i}") for i in range(5000)])
+    server = await start_server()
+    async with stream(server, f"/v1/threads/{T}/events") as events:
+        with open(folder / "messages.jsonl", "ab") as f:
+            f.write(json.dumps(msg("m4990", "again")).encode() + b"\n"
+                    + json.dumps(msg("m_new", "new")).encode() + b"\n")
+        got = [await events.next() for _ in range(2)]
+    assert [(e.event, e.json["id"]) for e in got] == [
+        ("thread.message.updated", "m4990"), ("thread.message.created", "m_new")]

@@ -304,6 +304,31 @@ async def test_a_title_not_served_or_served_cut_is_kept_whole_by_a_modify(
     assert json.loads((folder_long / "thread.json").read_text())["title"] == long_title
 
 
+async def test_an_empty_title_and_a_metadata_title_of_its_own_are_served_as_sent(
+        data_dir: Path, start_server: MakeServer) -> None:
+    """An empty title is served as set. A thread.json whose metadata has a title of its own
+    (null here, served "null") keeps it, and Jan's title, through an unchanged round trip; a
+    rename goes to both."""
+    folder = write_thread(data_dir, "jan_e", jan_thread("jan_e", title="Chat"), [])
+    own = {**jan_thread("jan_o", title="Top"), "metadata": {"title": None, "x": 1}}
+    folder_own = write_thread(data_dir, "jan_o", own, [])
+    async with open_sdk(await start_server()) as sdk:
+        t = await sdk.beta.threads.update("jan_e", metadata={"title": "", "k": "v"})
+        assert t.metadata == {"title": "", "k": "v"}
+        assert (await sdk.beta.threads.retrieve("jan_e")).metadata == {"title": "", "k": "v"}
+        t = await sdk.beta.threads.retrieve("jan_o")
+        assert t.metadata == {"title": "null", "x": "1"}
+        t = await sdk.beta.threads.update("jan_o", metadata={**t.metadata, "y": "z"})
+        assert t.metadata == {"title": "null", "x": "1", "y": "z"}
+        stored = json.loads((folder_own / "thread.json").read_text())
+        assert (stored["title"], stored["metadata"]) == ("Top", {"title": None, "x": 1, "y": "z"})
+        t = await sdk.beta.threads.update("jan_o", metadata={"title": "Renamed"})
+        assert t.metadata == {"title": "Renamed"}
+    assert json.loads((folder / "thread.json").read_text())["title"] == ""
+    stored = json.loads((folder_own / "thread.json").read_text())
+    assert (stored["title"], stored["metadata"]) == ("Renamed", {"title": "Renamed"})
+
+
 async def test_jans_object_metadata_survives_a_read_modify_write(
         data_dir: Path, start_server: MakeServer) -> None:
     """Jan 0.6 keeps objects and numbers in metadata; they are served as JSON text. A client

@@ -158,11 +158,18 @@ class MessageIndex:
                 self._holes = holes, [h - j for j, h in enumerate(holes)]
             return self._holes
 
-    def _search(self, key: bytes, low: int) -> int:
-        """The last slot with this id among those whose ids lie at or after byte `low` of the
-        packed ids, by a search of them (a match must start and end on id boundaries); -1: none."""
+    def occurs_before(self, message_id: str, slot: int) -> bool:
+        """Whether a slot before `slot` has this id, by a search of the packed ids (for a large
+        index whose table is not built yet: milliseconds)."""
+        key = message_id.encode(errors="surrogatepass")
+        return slot > 0 and self._search(key, 0, self._id_ends[slot - 1]) >= 0
+
+    def _search(self, key: bytes, low: int, high: int | None = None) -> int:
+        """The last slot with this id among those whose ids lie at or after byte `low` (and end
+        by `high`) of the packed ids, by a search of them (a match must start and end on id
+        boundaries); -1: none."""
         ids, ends = self._ids, self._id_ends
-        low, high = max(0, low), len(ids)
+        low, high = max(0, low), len(ids) if high is None else high
         while key and (at := ids.rfind(key, low, high)) >= 0:
             slot = bisect_right(ends, at)
             if (ends[slot - 1] if slot else 0) == at and ends[slot] == at + len(key):

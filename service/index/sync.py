@@ -255,7 +255,10 @@ class Indexer:
         # A line repeating an id the thread had is that message changed (it is served from
         # this line now), not a new one: an update, like an edit in place.
         index.holes()  # the earlier copies are known once the id table is
-        seen = {index.id_at(s) for s in index.shadowed - shadowed if s < first}
+        if index.has_table:
+            seen = {index.id_at(s) for s in index.shadowed - shadowed if s < first}
+        else:  # a large thread's, not built yet (just after start-up): a search
+            seen = {mid for _, _, mid in new if index.occurs_before(mid, first)}
         for offset, length, mid in new:
             kind: Kind = "thread.message.updated" if mid in seen else "thread.message.created"
             seen.add(mid)

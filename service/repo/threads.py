@@ -57,21 +57,29 @@ def thread_json_bytes(obj: dict[str, Any]) -> bytes:
 
 
 def _set_metadata(doc: dict[str, Any], meta: dict[str, str], thread_id: str) -> None:
-    """A modify's metadata into thread.json. The title is Jan's top-level `title` (what the app
-    shows; served as metadata.title): a title sent goes there, so a rename shows in Jan and one
-    Jan makes later shows here; one served and not sent back is cleared; one served cut to 512
-    characters and sent back so keeps its whole; one not served (metadata already had 16 keys)
-    is left alone. The rest replaces the metadata, Jan's non-string values kept where sent back
-    unchanged."""
-    stored = doc.get("title")
+    """A modify's metadata into thread.json. The title served as metadata.title is Jan's
+    top-level `title` (what the app shows) unless the metadata has one of its own: a title sent
+    changed renames the thread there (so Jan shows it; the metadata's own title follows), one
+    sent back as served changes nothing (a long one served cut to 512 characters keeps its
+    whole, a null kept by Jan stays null), one served and not sent back is cleared, one not
+    served (the metadata already had 16 keys) is left alone. The rest replaces the metadata,
+    Jan's non-string values kept where sent back unchanged."""
+    stored = doc.get("metadata")
+    stored = stored if isinstance(stored, dict) else {}
+    top = doc.get("title")
     served = normalize.thread(doc, thread_id, 0).metadata or {}
     title = meta.pop("title", None)
+    own = "title" in stored  # the metadata's own title: it stays in the metadata too
     if title is not None:
-        if not (isinstance(stored, str) and stored[:512] == title):
-            doc["title"] = title
-    elif "title" in served and isinstance(stored, str) and stored:
+        if title != served.get("title"):
+            if not (isinstance(top, str) and top[:512] == title):
+                doc["title"] = title
+            own = own or title == ""  # an empty top-level title is not served: keep it here
+        if own:
+            meta["title"] = title
+    elif "title" in served and isinstance(top, str) and top:
         doc["title"] = ""
-    doc["metadata"] = normalize.metadata_to_store(meta, doc.get("metadata"))
+    doc["metadata"] = normalize.metadata_to_store(meta, stored)
 
 
 class ThreadOps(RepoBase):

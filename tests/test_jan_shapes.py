@@ -326,7 +326,27 @@ async def test_an_empty_title_and_a_metadata_title_of_its_own_are_served_as_sent
         assert t.metadata == {"title": "Renamed"}
     assert json.loads((folder / "thread.json").read_text())["title"] == ""
     stored = json.loads((folder_own / "thread.json").read_text())
-    assert (stored["title"], stored["metadata"]) == ("Renamed", {"title": "Renamed"})
+    assert (stored["title"], stored["metadata"]) == ("Renamed", {})  # Jan's renames show now
+
+
+async def test_a_title_the_client_never_saw_is_not_cleared_and_jan_renames_keep_showing(
+        data_dir: Path, start_server: MakeServer) -> None:
+    own = {**jan_thread("jan_o", title="Top"), "metadata": {"title": "Meta", "a": "1"}}
+    folder_own = write_thread(data_dir, "jan_o", own, [])
+    folder = write_thread(data_dir, "jan_e", jan_thread("jan_e", title="Chat"), [])
+    async with open_sdk(await start_server()) as sdk:
+        await sdk.beta.threads.update("jan_o", metadata={"a": "2"})  # "Top" was never served
+        assert json.loads((folder_own / "thread.json").read_text())["title"] == "Top"
+        await sdk.beta.threads.update("jan_e", metadata={"title": ""})
+        await sdk.beta.threads.update("jan_e", metadata={"title": "New"})
+        stored = json.loads((folder / "thread.json").read_text())
+        (folder / "thread.json").write_text(json.dumps({**stored, "title": "Jan name"}))
+        for _ in range(250):  # the watcher's turn
+            t = await sdk.beta.threads.retrieve("jan_e")
+            if t.metadata == {"title": "Jan name"}:
+                break
+            await asyncio.sleep(0.02)
+        assert t.metadata == {"title": "Jan name"}
 
 
 async def test_jans_object_metadata_survives_a_read_modify_write(

@@ -57,27 +57,33 @@ def thread_json_bytes(obj: dict[str, Any]) -> bytes:
 
 
 def _set_metadata(doc: dict[str, Any], meta: dict[str, str], thread_id: str) -> None:
-    """A modify's metadata into thread.json. The title served as metadata.title is Jan's
-    top-level `title` (what the app shows) unless the metadata has one of its own: a title sent
-    changed renames the thread there (so Jan shows it; the metadata's own title follows), one
-    sent back as served changes nothing (a long one served cut to 512 characters keeps its
-    whole, a null kept by Jan stays null), one served and not sent back is cleared, one not
-    served (the metadata already had 16 keys) is left alone. The rest replaces the metadata,
-    Jan's non-string values kept where sent back unchanged."""
+    """A modify's metadata into thread.json. The title clients see (metadata.title) is Jan's
+    top-level `title`, what the app shows, unless the metadata has a title of its own:
+    - a title sent as served changes nothing (a long one served cut to 512 characters keeps its
+      whole; the metadata's own null or number stays as it is);
+    - a title changed goes to the top level, so Jan shows it (and Jan's renames show here): the
+      metadata's own title gives way to it. An empty one is also noted in the metadata, since an
+      empty top-level title is not served;
+    - a title served from the top level and not sent back is cleared there; any other (the
+      metadata's own, or one not served at all because the metadata had 16 keys) leaves the
+      top-level title alone, so no title a client never saw is lost.
+    The rest replaces the metadata, Jan's non-string values kept where sent back unchanged."""
     stored = doc.get("metadata")
     stored = stored if isinstance(stored, dict) else {}
     top = doc.get("title")
     served = normalize.thread(doc, thread_id, 0).metadata or {}
+    own = "title" in stored and stored["title"] != ""  # "" notes an empty top-level title
     title = meta.pop("title", None)
-    own = "title" in stored  # the metadata's own title: it stays in the metadata too
     if title is not None:
-        if title != served.get("title"):
+        if title == served.get("title"):
+            if "title" in stored:
+                meta["title"] = title
+        else:
             if not (isinstance(top, str) and top[:512] == title):
                 doc["title"] = title
-            own = own or title == ""  # an empty top-level title is not served: keep it here
-        if own:
-            meta["title"] = title
-    elif "title" in served and isinstance(top, str) and top:
+            if title == "":
+                meta["title"] = ""
+    elif "title" in served and not own and isinstance(top, str) and top:
         doc["title"] = ""
     doc["metadata"] = normalize.metadata_to_store(meta, stored)
 

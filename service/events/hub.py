@@ -83,7 +83,6 @@ class Hub:
         if missing:
             # Read from the files just now: present, restored or not.
             await loop.run_in_executor(None, partial(self.journal.append, missing, present=True))
-        self.journal.loaded()
         self.watermark = self.journal.end
         self._pump_task = asyncio.create_task(self._pump())
         self._poke_task = asyncio.create_task(self._poke_all())

@@ -58,18 +58,15 @@ class Journal:
         self.last: dict[str, Record] = {}  # per thread, its latest record
         self.base: dict[str, str | None] = {}  # per thread, its latest baseline's message
         self._recent: OrderedDict[tuple[str, str], int] = OrderedDict()
-        # Messages whose latest record is their deletion (as many as _recent at most).
-        self._gone: OrderedDict[tuple[str, str], int] = OrderedDict()
+        # Messages whose latest record is their deletion (as many as _recent at most): one found
+        # again was copied back (a restore, new creation) or seen in a file read before another
+        # process deleted it (`doubtful`); start-up journals those back while no server ran.
+        self.deleted: OrderedDict[tuple[str, str], int] = OrderedDict()
         # Creations other processes journaled, read while this one appended, that it has not
         # journaled (so not seen) itself yet: (thread, message) -> (event id, when read).
         self._unseen: dict[tuple[str, str], tuple[int, float]] = {}
         # Threads deleted: their records up to this offset are forgotten.
         self._forgotten: dict[str, int] = {}
-        # Messages whose latest record is a deletion: one found again at start-up was copied
-        # back while no server ran, and is journaled as created anew. Kept only while loading
-        # (`loaded` drops it): a running server sees a restore as it happens.
-        self.deleted: set[tuple[str, str]] = set()
-        self._loading = True
 
     def load(self) -> None:
         """Read the whole journal (start-up): the latest record of every thread."""
@@ -81,37 +78,28 @@ class Journal:
         finally:
             os.close(fd)
 
-    def loaded(self) -> None:
-        """Start-up's catch-up is done: what only it needed goes."""
-        self._loading = False
-        self.deleted = set()
-
     def _remember(self, offset: int, rec: Record) -> None:
         if rec.d:
             if rec.m is not None:
                 self._recent.pop((rec.t, rec.m), None)
                 self._unseen.pop((rec.t, rec.m), None)
-                self._gone[(rec.t, rec.m)] = offset
-                self._gone.move_to_end((rec.t, rec.m))
-                if len(self._gone) > RECENT:
-                    self._gone.popitem(last=False)
-                if self._loading:
-                    self.deleted.add((rec.t, rec.m))
+                self.deleted[(rec.t, rec.m)] = offset
+                self.deleted.move_to_end((rec.t, rec.m))
+                if len(self.deleted) > RECENT:
+                    self.deleted.popitem(last=False)
             else:  # the thread is gone: all it had is forgotten, as if the journal began now
                 self._forgotten[rec.t] = offset  # (not a walk of every record remembered)
                 self.last[rec.t] = rec
                 self.base[rec.t] = None
                 for key in [k for k in self._unseen if k[0] == rec.t]:
                     del self._unseen[key]
-                self.deleted = {k for k in self.deleted if k[0] != rec.t}
             return
         self.last[rec.t] = rec
         if rec.m is None:
             self.base[rec.t] = rec.b
         else:
             key = (rec.t, rec.m)
-            self.deleted.discard(key)
-            self._gone.pop(key, None)
+            self.deleted.pop(key, None)
             self._recent[key] = offset
             self._recent.move_to_end(key)
             if len(self._recent) > RECENT:
@@ -169,7 +157,7 @@ class Journal:
     def doubtful(self, thread_id: str, message_id: str) -> bool:
         """Whether the latest record of a message is its deletion (or its thread's)."""
         key = (thread_id, message_id)
-        return key in self._gone or (key in self._recent and self.id_of(*key) is None)
+        return key in self.deleted or (key in self._recent and self.id_of(*key) is None)
 
     def _append(self, records: list[Record], wait: bool, present: bool) -> list[int] | None:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)

@@ -22,6 +22,8 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from itertools import accumulate
 
+from .paging import visible_before
+
 _EMPTY = 0
 UNKNOWN, CANONICAL, NORMALIZE = 0, 1, 2
 LARGE = 4096  # indexes of at least this many messages get their table built ahead of need
@@ -155,7 +157,7 @@ class MessageIndex:
         with self._lock:
             if self._holes is None:
                 holes = sorted(self.shadowed)
-                self._holes = holes, [h - j for j, h in enumerate(holes)]
+                self._holes = holes, visible_before(holes)
             return self._holes
 
     def occurs_before(self, message_id: str, slot: int) -> bool:

@@ -45,6 +45,11 @@ def page(seq: Sequence[int], limit: int, order: Order, after: float | None,
     return positions, more
 
 
+def visible_before(holes: Sequence[int]) -> list[int]:
+    """For sorted holes, how many positions are not holes before each (`Visible`'s `before`)."""
+    return [h - j for j, h in enumerate(holes)]
+
+
 class Visible(Sequence[int]):
     """Positions 0..n-1 but `holes` (sorted), as the `seq` of `page`: the slots of a thread whose
     file repeats an id (each id is listed once, at its last line). `before[j]` is how many
@@ -59,7 +64,7 @@ class Visible(Sequence[int]):
 
     @classmethod
     def of(cls, n: int, holes: list[int]) -> Visible:
-        return cls(n, holes, [h - j for j, h in enumerate(holes)])
+        return cls(n, holes, visible_before(holes))
 
     def __len__(self) -> int:
         return self._n - len(self._holes)

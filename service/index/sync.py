@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 0.015
 SETTLE_TRIES = 20
+SEARCHED_LINES = 16  # appended lines looked up by a search while a large id table is not built
 
 
 def _same_file(a: Probe, b: Probe) -> bool:
@@ -257,8 +258,11 @@ class Indexer:
         index.holes()  # the earlier copies are known once the id table is
         if index.has_table:
             seen = {index.id_at(s) for s in index.shadowed - shadowed if s < first}
-        else:  # a large thread's, not built yet (just after start-up): a search
+        elif len(new) <= SEARCHED_LINES:  # a large thread's, not built yet (just after
+            # start-up): a search of the older ids, milliseconds a line, so not for a burst
             seen = {mid for _, _, mid in new if index.occurs_before(mid, first)}
+        else:
+            seen = set()
         for offset, length, mid in new:
             kind: Kind = "thread.message.updated" if mid in seen else "thread.message.created"
             seen.add(mid)

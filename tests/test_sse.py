@@ -499,6 +499,40 @@ async def test_an_event_held_for_another_processs_creation_goes_once_that_is_fou
     assert took < HOLD_SECONDS / 2, f"y waited {took:.2f}s"
 
 
+async def test_an_event_held_for_a_creation_this_process_indexed_before_goes_after_a_sync(
+        start_server: Callable[..., Any], data_dir: Path) -> None:
+    """Two deletes x and a backup brings it back, faster than one notices: two journals x anew.
+    One still has x indexed, unchanged, so it never journals it again; its own y waits for x
+    only until a sync of x's thread shows x is not coming through its feed."""
+    one, two = await start_server(watch=False), await start_server(watch=False)
+    tx, ty = await new_thread(one), await new_thread(one)
+    x = await say(one, tx, "x")
+    path = data_dir / "threads" / tx / "messages.jsonl"
+    backup = path.read_bytes()
+    await delete(two, f"/v1/threads/{tx}/messages/{x['id']}")
+    tmp = path.with_name("restore.tmp")
+    tmp.write_bytes(backup)
+    os.replace(tmp, path)
+    async with aiohttp.ClientSession() as s, s.get(  # two indexes x again and journals it anew
+            two.make_url(f"/v1/threads/{tx}/messages/{x['id']}")) as resp:
+        assert resp.status == 200
+    journal = data_dir / ".threadline" / "events.jsonl"
+    for _ in range(250):
+        records = [json.loads(line) for line in journal.read_text().splitlines()]
+        if [r.get("d", False) for r in records if r.get("m") == x["id"]] == [False, True, False]:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError(f"x not journaled anew: {records}")
+    async with stream(one, "/v1/events") as events:
+        started = time.monotonic()
+        y = await say(one, ty, "y")
+        got = await events.until(lambda e: e.event == "thread.message.created")
+        took = time.monotonic() - started
+    assert got.json == y
+    assert took < HOLD_SECONDS / 2, f"y waited {took:.2f}s"
+
+
 async def _slow_syncs(server: TestServer) -> asyncio.Event:
     """The hub's thread syncs wait for the returned gate (a slow disk, a busy process): the
     window in which an event is held for another process's older creation stays open."""

@@ -34,6 +34,7 @@ def profile(cfg: Settings) -> str:
     tl = procs.threadline(f"threadline-profile-{ds.label}", ds.path, cfg.server_cpu, cfg.logs,
                           cfg.env)
     with running(tl):
+        tl.indexed()  # the id tables built: lookups before then search the ids (start-up cost)
         for name, script, args in (("get", "get", ids), ("list desc", "list", [*ids, "desc"])):
             box: dict[str, load.Run] = {}
             t = threading.Thread(target=lambda s=script, a=args, b=box: b.setdefault(

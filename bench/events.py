@@ -7,7 +7,7 @@ import resource
 import shutil
 from dataclasses import asdict
 
-from . import data, fanout, live, procs
+from . import data, fanout, live, procs, sendfloor
 from .report import (
     Row,
     at_most,
@@ -132,6 +132,8 @@ def sse_suite(cfg: Settings, nofile_note: str) -> list[Row]:
             notes.append(nofile_note)
         rows.append(Row(name, size, _lat(one), target=f"p99 ≤ {goal} ms", status=status,
                         notes="; ".join(notes)))
+    say(f"sse: the kernel's floor for {n:,} sends (C, no server)")
+    rows.append(sendfloor.floor_row(n, 50, cfg.server_cpu, cfg.client_cpu))
     return rows
 
 

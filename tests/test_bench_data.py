@@ -5,9 +5,13 @@ stored bytes). No timings here: the numbers live in `python -m bench`."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bench import sendfloor
 from bench.data import MAX_LINE, MIN_LINE, generate
 
 
@@ -34,3 +38,15 @@ async def test_generated_thread_has_both_shapes_and_is_served(
     assert await canonical.read() == lines[-1]  # served as stored
     page = await (await client.get(f"{base}?limit=20&order=asc&after={ids[90]}")).json()
     assert [m["id"] for m in page["data"]] == ids[91:111]
+
+
+def test_send_floor_delivers_to_every_socket(tmp_path: Path) -> None:
+    """The C floor the SSE rows are compared against compiles, and every round times a send to
+    every socket (its receiver exits non-zero unless it read every byte)."""
+    exe = sendfloor.compile_floor(tmp_path)
+    if exe is None:
+        pytest.skip("no C compiler on this machine")
+    assert shutil.which("cc") or shutil.which("gcc")
+    rounds = sendfloor.deliveries(exe, 20, 3, None, None)
+    assert len(rounds) == 3
+    assert all(len(r) == 20 and r == sorted(r) and r[0] >= 0 for r in rounds)

@@ -25,6 +25,9 @@ class ApiError(Exception):
     status = 400
     type = "invalid_request_error"
     code: str | None = None
+    # False: the answer says `x-should-retry: false`, which the official SDKs obey (they retry a
+    # 408, 409, 429 or 5xx otherwise): for a state that no retry can change.
+    retry: bool | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -66,7 +69,10 @@ class Unavailable(ApiError):
 
 
 class Conflict(ApiError):
+    """The thread's files are in a state this write cannot work with (a FIFO for a file, a line
+    that does not parse): it stays so until someone repairs them, so no retry helps."""
     status = 409
+    retry = False
 
 
 def thread_not_found(thread_id: str) -> NotFound:
@@ -106,13 +112,17 @@ def _validation_param(message: str) -> str | None:
     return path or None
 
 
+SHOULD_RETRY = "x-should-retry"  # the official SDKs' override of their own retry rules
 _HTTP_TYPES = {401: "invalid_request_error", 404: "invalid_request_error"}
 
 
 def render(exc: BaseException) -> web.Response:
     """The OpenAI error envelope for any exception a request can raise."""
     if isinstance(exc, ApiError):
-        return error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
+        response = error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
+        if exc.retry is not None:
+            response.headers[SHOULD_RETRY] = "true" if exc.retry else "false"
+        return response
     if isinstance(exc, msgspec.ValidationError):  # before DecodeError: it is its subclass
         msg = str(exc)
         return error_response(400, f"Invalid request body: {msg}", "invalid_request_error",

@@ -203,6 +203,7 @@ async def test_a_directory_named_thread_json_makes_a_modify_a_409(
     error = await expect_error(resp, 409)
     assert error["message"] == (f"Thread '{T}' cannot be written: its thread.json is not a "
                                 "regular file.")
+    assert resp.headers["x-should-retry"] == "false"  # the SDKs would retry a 409 otherwise
     assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]  # none left
 
 

@@ -330,6 +330,23 @@ async def test_unknown_routes_are_404(env: Env, path: str) -> None:
         await expect_error(resp, 404)
 
 
+async def test_create_and_run_is_out_of_scope_even_beside_a_thread_named_runs(
+        env: Env, data_dir: Path) -> None:
+    """`POST /v1/threads/runs` is OpenAI's create-and-run: a 404 like every runs route, not a
+    modify of a thread called "runs" (a valid Jan folder name, still served by a get)."""
+    for exists in (False, True):
+        if exists:
+            folder = data_dir / "threads" / "runs"
+            folder.mkdir(parents=True)
+            (folder / "thread.json").write_text('{"title": "runs"}')
+            (folder / "messages.jsonl").write_text("")
+        resp = await env.client.post("/v1/threads/runs", json={"assistant_id": "asst_1"})
+        error = await expect_error(resp, 404)
+        assert error["param"] is None and "runs" not in error["message"]
+    resp = await env.client.get("/v1/threads/runs")
+    assert resp.status == 200 and (await resp.json())["id"] == "runs"
+
+
 @pytest.mark.parametrize("query", [
     "limit=0", "limit=101", "limit=x", "order=sideways", "after=nope", "before=nope",
     "limit=1_0", "limit=%EF%BC%95", "limit=+5", "limit=%205", "limit=5.0", "limit=-5",

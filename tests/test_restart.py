@@ -132,6 +132,24 @@ async def test_jan_threads_without_a_creation_time_keep_it_across_rewrites(
         "data"]] == [("jan_b", 1717666250), ("jan_a", 1717666240)]
 
 
+async def test_a_thread_dated_by_its_folder_keeps_that_date_through_modifies(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """No time in thread.json and no message: the folder's mtime dates the thread, and a modify
+    (which renames a new thread.json into the folder, moving that mtime) keeps the date shown."""
+    timeless = {k: v for k, v in jan_thread("jan_e").items() if k not in ("created", "updated")}
+    folder = write_thread(data_dir, "jan_e", timeless, [])
+    os.utime(folder, (1717200000, 1717200000))
+    client = await open_client()
+    assert (await call(client, "GET", "/v1/threads/jan_e"))["created_at"] == 1717200000
+    for n in range(2):
+        got = await call(client, "POST", "/v1/threads/jan_e", {"metadata": {"n": str(n)}})
+        assert got["created_at"] == 1717200000
+    assert json.loads((folder / "thread.json").read_text())["created_at"] == 1717200000
+    await client.close()
+    again = await open_client()
+    assert (await call(again, "GET", "/v1/threads/jan_e"))["created_at"] == 1717200000
+
+
 async def test_modifying_a_corrupt_thread_json_writes_a_complete_one(
         open_client: OpenClient, data_dir: Path) -> None:
     folder = write_thread(data_dir, "jan_c", None, [jan_message("c0", "jan_c", "z")])

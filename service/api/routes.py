@@ -25,6 +25,8 @@ def setup_routes(app: web.Application) -> None:
         (hdrs.METH_DELETE, M, messages.delete_message),
         (hdrs.METH_GET, T + "/messages", messages.list_messages),
         (hdrs.METH_POST, T + "/messages", messages.create_message),
+        # OpenAI's create-and-run (runs are out of scope): not a modify of a thread named "runs".
+        (hdrs.METH_POST, "/v1/threads/runs", unmatched),
         (hdrs.METH_GET, T, threads.get_thread),
         (hdrs.METH_POST, T, threads.modify_thread),
         (hdrs.METH_DELETE, T, threads.delete_thread),
@@ -41,9 +43,10 @@ def setup_routes(app: web.Application) -> None:
         *ui_routes(),
     ]
     for method, path, handler in table:
+        label = UNMATCHED if handler is unmatched else path
         if method == hdrs.METH_GET:
-            app.router.add_get(path, gate(path, handler))  # and HEAD
+            app.router.add_get(path, gate(label, handler))  # and HEAD
         else:
-            app.router.add_route(method, path, gate(path, handler))
+            app.router.add_route(method, path, gate(label, handler))
     # Last: what no route above matched (any method, any path) gets its 404/405 envelope here.
     app.router.add_route(hdrs.METH_ANY, "/{path:.*}", gate(UNMATCHED, unmatched))

@@ -139,6 +139,10 @@ class ThreadOps(RepoBase):
                 found = read_thread_json(path, self.durable)
                 doc = found if found is not None else {
                     "id": thread_id, "object": "thread", "created_at": entry.thread.created_at}
+                if not normalize.created_seconds(doc):
+                    # Served from the folder's mtime, which this very rewrite moves: keep the
+                    # time clients were shown, or every modify would change it.
+                    doc["created_at"] = entry.thread.created_at
                 if req.metadata is not msgspec.UNSET:
                     _set_metadata(doc, dict(req.metadata or {}), thread_id)
                 if req.tool_resources is not msgspec.UNSET:

@@ -15,6 +15,7 @@ from .events.hub import Hub
 from .events.journal import Journal
 from .feed import Feed
 from .index.catalog import Catalog
+from .index.peers import Peers, Stamps
 from .index.sync import Indexer
 from .keys import CATALOG, CONFIG, FEED, HUB, INDEXER, REPO, WATCH
 from .repo import Repository
@@ -64,7 +65,9 @@ def create_app(config: Config) -> web.Application:
     app[CATALOG] = catalog
     app[FEED] = feed
     app[INDEXER] = indexer
-    app[REPO] = Repository(config, catalog, indexer)
+    # Taken before the index is built: writes other processes make from then on are caught up.
+    peers = Peers(Stamps(config.data_dir / ".threadline" / "stamps"), indexer)
+    app[REPO] = Repository(config, catalog, indexer, peers)
     app[WATCH] = WatchStats()
     app[HUB] = Hub(catalog, feed, Journal(config.data_dir), config.sse_queue_limit,
                    config.sse_queue_mb << 20, indexer.sync)

@@ -17,7 +17,8 @@ async def create_thread(request: web.Request) -> web.Response:
 
 async def list_threads(request: web.Request) -> web.Response:
     p = ListParams(query(request))
-    return json_response(request.app[REPO].list_threads(p.limit, p.order, p.after, p.before))
+    return json_response(await request.app[REPO].list_threads(p.limit, p.order, p.after,
+                                                              p.before))
 
 
 async def get_thread(request: web.Request) -> web.Response:

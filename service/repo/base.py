@@ -19,6 +19,7 @@ from ..errors import (
 )
 from ..ids import is_thread_id, new_message_id
 from ..index.catalog import Catalog, ThreadEntry
+from ..index.peers import Peers
 from ..index.reader import Stale
 from ..index.sync import Indexer
 from ..models import CreateMessage, Message, encoder, output_content
@@ -34,8 +35,10 @@ def list_envelope(data: bytes, first: str | None, last: str | None, more: bool) 
 
 
 class RepoBase:
-    def __init__(self, config: Config, catalog: Catalog, indexer: Indexer) -> None:
+    def __init__(self, config: Config, catalog: Catalog, indexer: Indexer,
+                 peers: Peers | None = None) -> None:
         self.config = config
+        self.peers = peers  # other processes' writes, caught up with before a read (peers.py)
         self.threads_dir = config.threads_dir
         self.catalog = catalog
         self.indexer = indexer
@@ -58,6 +61,8 @@ class RepoBase:
         right after creating it through any process."""
         if not is_thread_id(thread_id):
             raise thread_not_found(thread_id)
+        if self.peers is not None and self.peers.behind(thread_id):
+            await self.peers.thread(thread_id)
         entry = self.catalog.get(thread_id)
         if entry is None and os.path.isdir(self.threads_dir / thread_id):
             entry = await self.indexer.sync(thread_id)
@@ -80,6 +85,11 @@ class RepoBase:
             raise Conflict(f"Thread '{thread_id}' cannot be written: its {name} is not a regular "
                            "file.", param="thread_id") from None
 
+    def _wrote(self, thread_id: str, thread_set: bool = False) -> None:
+        """Tell other processes, before the write is acknowledged (see index/peers.py)."""
+        if self.peers is not None:
+            self.peers.wrote(thread_id, thread_set)
+
     async def _exclusive(self, thread_id: str, fn: Any) -> Any:
         with self._folder_of(thread_id):
             return await self.writer(thread_id).exclusive(fn)
@@ -89,9 +99,9 @@ class RepoBase:
     async def _read(self, thread_id: str, fn: Any, *args: Any) -> Any:
         """Run a read; if the file changed under the index, or the message is not (yet) in it,
         sync once and run it again."""
-        # A thread in the catalog passed `is_thread_id` on its way in: no check, no await.
+        # A thread in the catalog passed `is_thread_id` on its way in: no check.
         entry = self.catalog.get(thread_id)
-        if entry is None:
+        if entry is None or (self.peers is not None and self.peers.behind(thread_id)):
             entry = await self.thread(thread_id)
         try:
             return fn(entry, *args)

@@ -63,6 +63,7 @@ class MessageOps(RepoBase):
             offset = await self.writer(thread_id).append(line)
         if entry.tail.end < offset + len(line) + 1 or self.catalog.get(thread_id) is not entry:
             await self.indexer.sync_through(thread_id, offset + len(line) + 1)
+        self._wrote(thread_id)
         return line
 
     async def get_message(self, thread_id: str, message_id: str) -> bytes:
@@ -152,6 +153,7 @@ class MessageOps(RepoBase):
             if done is None:
                 raise message_not_found(message_id)
             self.indexer.apply_rewrite(thread_id, done[0], done[1])
+            self._wrote(thread_id)
 
     async def message_files(self, thread_id: str, message_id: str) -> list[MessageFile]:
         def read(entry: ThreadEntry) -> list[MessageFile]:

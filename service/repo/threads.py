@@ -89,8 +89,10 @@ def _set_metadata(doc: dict[str, Any], meta: dict[str, str], thread_id: str) -> 
 
 
 class ThreadOps(RepoBase):
-    def list_threads(self, limit: int, order: Order, after: str | None, before: str | None
-                     ) -> bytes:
+    async def list_threads(self, limit: int, order: Order, after: str | None,
+                           before: str | None) -> bytes:
+        if self.peers is not None:
+            await self.peers.threads()
         ordered = self.catalog.ordered()
         positions = {e.id: i for i, e in enumerate(ordered)} if (after or before) else {}
         cursors = [positions.get(c) if c else None for c in (after, before)]
@@ -114,6 +116,7 @@ class ThreadOps(RepoBase):
         await asyncio.get_running_loop().run_in_executor(None, self._create_folder, thread_id,
                                                          doc, lines)
         entry = await self.indexer.sync(thread_id)
+        self._wrote(thread_id, thread_set=True)
         if entry is None:  # another program removed it already
             raise thread_not_found(thread_id)
         return entry
@@ -151,6 +154,7 @@ class ThreadOps(RepoBase):
 
         await self._exclusive(thread_id, edit)
         synced = await self.indexer.sync(thread_id)
+        self._wrote(thread_id, thread_set=True)
         if synced is None:
             raise thread_not_found(thread_id)
         return synced
@@ -172,6 +176,7 @@ class ThreadOps(RepoBase):
             except (FileNotFoundError, NotADirectoryError):  # removed (or replaced) meanwhile
                 self.indexer.apply_gone(thread_id)
                 raise thread_not_found(thread_id) from None
+            self._wrote(thread_id, thread_set=True)
             self.indexer.apply_gone(thread_id)
         self._writers.pop(thread_id, None)
         return encoder.encode(DeletedThread(id=thread_id))

@@ -1,0 +1,159 @@
+"""Read-your-writes across processes on one folder (`workers = N`, or several servers): a write
+one process acknowledged is seen by the next request to any other, before its watcher reports
+the change (see service/index/peers.py).
+
+The two apps here run without watchers, so nothing but the shared stamps can bring one the
+other's writes; the last test runs real `--workers` processes, as SDK clients meet them."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+from aiohttp.test_utils import TestServer
+
+from service.keys import REPO
+
+from .procs import ServerProcess
+
+
+async def _pair(start_server: Callable[..., Any]) -> tuple[str, str]:
+    a: TestServer = await start_server(watch=False)
+    b: TestServer = await start_server(watch=False)
+    return str(a.make_url("/v1")), str(b.make_url("/v1"))
+
+
+async def test_each_write_is_seen_by_the_other_process_at_once(
+        start_server: Callable[..., Any]) -> None:
+    url_a, url_b = await _pair(start_server)
+    async with aiohttp.ClientSession() as http:
+        async def call(url: str, method: str, path: str, body: Any = None) -> Any:
+            async with http.request(method, url + path, json=body) as resp:
+                return resp.status, await resp.json()
+
+        status, thread = await call(url_a, "POST", "/threads", {"metadata": {"v": "0"}})
+        tid = thread["id"]
+        listed = (await call(url_b, "GET", "/threads"))[1]
+        assert [t["id"] for t in listed["data"]] == [tid]
+        assert (await call(url_b, "GET", f"/threads/{tid}"))[1]["metadata"] == {"v": "0"}
+
+        mids = []
+        for i in range(20):
+            writer, reader = (url_a, url_b) if i % 2 else (url_b, url_a)
+            _, msg = await call(writer, "POST", f"/threads/{tid}/messages",
+                                {"role": "user", "content": f"m{i}"})
+            mids.append(msg["id"])
+            status, got = await call(reader, "GET", f"/threads/{tid}/messages/{msg['id']}")
+            assert status == 200 and got == msg
+            page = (await call(reader, "GET", f"/threads/{tid}/messages?order=asc&limit=100"))[1]
+            assert [m["id"] for m in page["data"]] == mids
+
+        for i in range(5):  # modify through one, read through the other, back and forth
+            writer, reader = (url_a, url_b) if i % 2 else (url_b, url_a)
+            await call(writer, "POST", f"/threads/{tid}/messages/{mids[0]}",
+                       {"metadata": {"v": str(i)}})
+            assert (await call(reader, "GET", f"/threads/{tid}/messages/{mids[0]}"))[1][
+                "metadata"] == {"v": str(i)}
+            await call(writer, "POST", f"/threads/{tid}", {"metadata": {"v": str(i)}})
+            assert (await call(reader, "GET", f"/threads/{tid}"))[1]["metadata"] == {"v": str(i)}
+            assert (await call(reader, "GET", "/threads"))[1]["data"][0]["metadata"] == {
+                "v": str(i)}
+
+        await call(url_a, "DELETE", f"/threads/{tid}/messages/{mids[1]}")
+        assert (await call(url_b, "GET", f"/threads/{tid}/messages/{mids[1]}"))[0] == 404
+        await call(url_b, "DELETE", f"/threads/{tid}")
+        assert (await call(url_a, "GET", f"/threads/{tid}"))[0] == 404
+        assert (await call(url_a, "GET", "/threads"))[1]["data"] == []
+
+
+async def test_reads_racing_a_catch_up_all_wait_for_it(start_server: Callable[..., Any]) -> None:
+    """Requests that reach a process together after another's write all see it (the first
+    starts the catch-up; the others must not read the index before it is done)."""
+    url_a, url_b = await _pair(start_server)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url_a + "/threads", json={
+                "messages": [{"role": "user", "content": "x"}]}) as resp:
+            tid = (await resp.json())["id"]
+        async with http.get(f"{url_b}/threads/{tid}/messages") as resp:
+            mid = (await resp.json())["data"][0]["id"]
+        for round_ in range(5):
+            async with http.post(f"{url_a}/threads/{tid}/messages/{mid}",
+                                 json={"metadata": {"round": str(round_)}}) as resp:
+                assert resp.status == 200
+
+            async def get() -> Any:
+                async with http.get(f"{url_b}/threads/{tid}/messages/{mid}") as resp:
+                    return (await resp.json())["metadata"]
+            assert await asyncio.gather(*(get() for _ in range(8))) == [
+                {"round": str(round_)}] * 8
+
+
+async def test_a_process_does_not_catch_up_with_its_own_writes(
+        start_server: Callable[..., Any]) -> None:
+    """Its own writes are indexed when they are marked: reads after them need no catch-up (two
+    stats and a sync each, otherwise), and another process's writes still get one."""
+    a: TestServer = await start_server(watch=False)
+    b: TestServer = await start_server(watch=False)
+    peers_a = a.app[REPO].peers
+    async with aiohttp.ClientSession() as http:
+        url = str(a.make_url("/v1"))
+        async with http.post(url + "/threads", json={}) as resp:
+            tid = (await resp.json())["id"]
+        for i in range(10):
+            async with http.post(f"{url}/threads/{tid}/messages",
+                                 json={"role": "user", "content": str(i)}) as resp:
+                mid = (await resp.json())["id"]
+            async with http.post(f"{url}/threads/{tid}/messages/{mid}",
+                                 json={"metadata": {"i": str(i)}}) as resp:
+                assert resp.status == 200
+            async with http.post(f"{url}/threads/{tid}", json={"metadata": {"i": str(i)}}):
+                pass
+            for path in (f"/threads/{tid}/messages/{mid}", f"/threads/{tid}/messages",
+                         f"/threads/{tid}", "/threads"):
+                async with http.get(url + path) as resp:
+                    assert resp.status == 200
+        assert peers_a.catch_ups == 0
+        async with http.post(str(b.make_url("/v1")) + f"/threads/{tid}/messages",
+                             json={"role": "user", "content": "from b"}) as resp:
+            assert resp.status == 200
+        async with http.get(f"{url}/threads/{tid}/messages?limit=1") as resp:
+            assert (await resp.json())["data"][0]["content"][0]["text"]["value"] == "from b"
+        assert peers_a.catch_ups == 1 and peers_a.syncs == 1
+
+
+async def test_sdk_clients_of_two_workers_read_their_own_writes(tmp_path: Path) -> None:
+    """The SDK, one call after another, over fresh connections the kernel spreads over two
+    worker processes: every answer shows every write acknowledged before it was asked."""
+    server = ServerProcess(tmp_path / "data", tmp_path / "work", "--workers", "2")
+    await server.start()
+    try:
+        # The HTTP library the SDK is built on (httpx, or its successor httpx2).
+        httpx = sys.modules[openai.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0]]
+        client = openai.AsyncOpenAI(  # a fresh connection per call: the kernel picks a worker
+            base_url=server.url + "/v1", api_key="x", max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(
+                limits=httpx.Limits(max_keepalive_connections=0)))
+        async with client:
+            thread = await client.beta.threads.create(
+                messages=[{"role": "user", "content": "a"}])
+            first = (await client.beta.threads.messages.list(thread.id)).data[0]
+            stale = 0
+            for i in range(60):
+                await client.beta.threads.messages.update(
+                    first.id, thread_id=thread.id, metadata={"v": str(i)})
+                got = await client.beta.threads.messages.retrieve(first.id, thread_id=thread.id)
+                stale += got.metadata != {"v": str(i)}
+                made = await client.beta.threads.messages.create(
+                    thread.id, role="user", content=str(i))
+                newest = (await client.beta.threads.messages.list(thread.id, limit=1)).data
+                stale += newest[0].id != made.id
+                await client.beta.threads.update(thread.id, metadata={"v": str(i)})
+                stale += (await client.beta.threads.retrieve(thread.id)).metadata != {"v": str(i)}
+            assert stale == 0
+    finally:
+        server.stop()

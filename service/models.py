@@ -23,7 +23,9 @@ Detail = Literal["auto", "low", "high"]
 IncompleteReason = Literal[
     "content_filter", "max_tokens", "run_cancelled", "run_expired", "run_failed"
 ]
-Timestamp = Annotated[int, Meta(ge=0, le=2**53)]
+# Seconds since the epoch. Jan stores milliseconds too, and a stored value over 1e12 is read as
+# milliseconds, so a client may not set one that large (it would come back a thousandth).
+Timestamp = Annotated[int, Meta(ge=0, le=10**12)]
 
 
 class CodeInterpreterTool(Struct, kw_only=True, tag_field="type", forbid_unknown_fields=True,
@@ -106,8 +108,17 @@ class ImageFile(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=
     detail: Detail | UnsetType = UNSET
 
 
+# An absolute URI (RFC 3986: OpenAI's spec says `format: uri`): a scheme, then only the characters
+# a URI may hold (others percent-encoded), one fragment at most, brackets only around an IP
+# literal host. https://... and data:... URLs are; a bare path, spaces or raw non-ASCII are not.
+_URI_CHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})"
+URI_PATTERN = (rf"^[A-Za-z][A-Za-z0-9+.\-]*:(?://\[[0-9A-Za-z:.]+\])?{_URI_CHAR}*"
+               rf"(?:#{_URI_CHAR}*)?$")
+URI_CHARS = "-._~!$&'()*+,;=:@/?#[]%"  # what a URI holds beside letters and digits
+
+
 class ImageUrl(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
-    url: Annotated[str, Meta(min_length=1)]
+    url: Annotated[str, Meta(pattern=URI_PATTERN)]
     detail: Detail | UnsetType = UNSET
 
 

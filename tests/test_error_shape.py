@@ -128,6 +128,10 @@ WRONG: dict[str, list[object]] = {
         {"role": "user", "content": [{"type": "text"}]},
         {"role": "user", "content": [{"type": "text", "text": {"value": "x"}}]},
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": ""}}]},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "not a uri"}}]},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "a/b.png"}}]},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {
+            "url": "https://x.test/ü.png"}}]},
         {"role": "user", "content": [{"type": "image_file", "image_file": {"file_id": "f",
                                                                           "detail": "max"}}]},
         {"role": "user", "content": "x", "attachments": {}},
@@ -139,6 +143,7 @@ WRONG: dict[str, list[object]] = {
     "/v1/threads/{t}/messages/{m}": [
         {"role": "assistant"}, {"status": "done"}, {"status": "ready"}, {"completed_at": -1},
         {"completed_at": 1.5}, {"completed_at": "2024-01-01"}, {"incomplete_at": 2**60},
+        {"completed_at": 10**12 + 1},  # read as milliseconds if stored: refused
         {"incomplete_details": {"reason": "tired"}}, {"content": []}, {"content": None},
         {"id": "msg_other"},
     ],
@@ -167,6 +172,16 @@ async def test_wrong_types_unknown_fields_and_bad_values_are_400(env: Env) -> No
             error = await expect_error(resp, 400)
             assert error["message"].startswith("Invalid request body: "), (pattern, body, error)
     assert env.tree() == before
+
+
+async def test_an_image_url_that_is_no_uri_is_400_naming_the_field(env: Env) -> None:
+    resp = await env.client.post(env.path("/v1/threads/{t}/messages"), json={
+        "role": "user", "content": [{"type": "text", "text": "see"},
+                                    {"type": "image_url", "image_url": {"url": "cat.png"}}]})
+    error = await expect_error(resp, 400)
+    assert error["param"] == "content[1].image_url.url"
+    assert "Expected a URL (an absolute URI" in error["message"]
+    assert "regex" not in error["message"]
 
 
 @pytest.mark.parametrize(("metadata", "param"), [

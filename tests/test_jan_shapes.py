@@ -133,6 +133,12 @@ CITATION = {"type": "file_citation", "text": "【0†src】", "file_citation": {
      [{"type": "image_file", "image_file": {"file_id": "file-img"}}]),
     ([{"type": "image", "image_url": {"url": "https://x.test/old.png"}}],
      [{"type": "image_url", "image_url": {"url": "https://x.test/old.png"}}]),
+    # Served URLs are URIs (the spec's `format: uri`): spaces and non-ASCII percent-encoded;
+    # a bare path is no URL at all, so it is served as text.
+    ([{"type": "image_url", "image_url": {"url": "https://x.test/a b/ü.png"}}],
+     [{"type": "image_url", "image_url": {"url": "https://x.test/a%20b/%C3%BC.png"}}]),
+    ([{"type": "image", "url": "images/cat.png"}],
+     [{"type": "text", "text": {"value": "images/cat.png", "annotations": []}}]),
     ([{"type": "pdf", "text": {"value": "report.pdf", "annotations": []}}],
      [{"type": "text", "text": {"value": "report.pdf", "annotations": []}}]),
     ([{"type": "pdf", "name": "notes.pdf", "size": 1234}],

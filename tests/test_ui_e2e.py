@@ -160,7 +160,7 @@ async def test_message_content_is_inert_text_and_images_load_only_on_click(
            for p in payloads]
     image = await sdk.beta.threads.messages.create(thread.id, role="user", content=[
         {"type": "image_url", "image_url": {"url": probe}},
-        {"type": "image_url", "image_url": {"url": "javascript:window.__pwned = 4"}},
+        {"type": "image_url", "image_url": {"url": "javascript:window.__pwned=4"}},
         {"type": "image_url", "image_url": {"url": PNG_1PX}},
     ])
     page = await browser.open(server, f"/#{thread.id}")

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
 from ..models import (
+    URI_CHARS,
+    URI_PATTERN,
     Attachment,
     CodeInterpreterResources,
     CodeInterpreterTool,
@@ -46,6 +50,7 @@ STATUS = {
 }
 _REASONS = {"content_filter", "max_tokens", "run_cancelled", "run_expired", "run_failed"}
 _DETAILS = {"auto", "low", "high"}
+_URI = re.compile(URI_PATTERN)
 
 
 def _dumps(value: Any) -> str:
@@ -121,13 +126,24 @@ def _detail(obj: dict[str, Any]) -> Any:
     return detail if isinstance(detail, str) and detail in _DETAILS else None  # may be a list
 
 
+def as_uri(url: str) -> str | None:
+    """A stored image URL as the URI clients are promised: as it is when it is one; with spaces
+    and non-ASCII characters percent-encoded (UTF-8) when that makes it one, as browsers do (RFC
+    3987's mapping); None when it is not one at all (a bare path): served as text then."""
+    if _URI.match(url):
+        return url
+    quoted = quote(url, safe=URI_CHARS)
+    return quoted if _URI.match(quoted) else None
+
+
 def _image_url(value: Any) -> ImageUrlPart | None:
-    if isinstance(value, str) and value:
-        return ImageUrlPart(image_url=ImageUrl(url=value))
-    if isinstance(value, dict) and isinstance(value.get("url"), str) and value["url"]:
+    if isinstance(value, str) and (url := as_uri(value)):
+        return ImageUrlPart(image_url=ImageUrl(url=url))
+    if isinstance(value, dict) and isinstance(value.get("url"), str) and (
+            url := as_uri(value["url"])):
         detail = _detail(value)
-        url = ImageUrl(url=value["url"], detail=detail) if detail else ImageUrl(url=value["url"])
-        return ImageUrlPart(image_url=url)
+        return ImageUrlPart(image_url=ImageUrl(url=url, detail=detail) if detail
+                            else ImageUrl(url=url))
     return None
 
 

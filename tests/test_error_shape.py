@@ -374,6 +374,22 @@ async def test_bad_list_parameters_are_400_on_every_list_route(env: Env, query: 
         assert error["param"] == query.split("=")[0]
 
 
+@pytest.mark.parametrize(("limit", "says"), [
+    ("32589158477190044729", "is not between 1 and 100"),
+    ("-270418243687", "is not between 1 and 100"),
+    ("1" + "0" * 3000, "is not between 1 and 100"),
+    ("0x10", "expected an integer"),
+])
+async def test_a_limit_out_of_range_says_so_however_long(env: Env, limit: str, says: str) -> None:
+    resp = await env.client.get(env.path("/v1/threads/{t}/messages") + f"?limit={limit}")
+    assert says in (await expect_error(resp, 400))["message"]
+
+
+async def test_a_limit_with_leading_zeros_is_its_value(env: Env) -> None:
+    resp = await env.client.get(env.path("/v1/threads/{t}/messages") + "?limit=0000000000001")
+    assert resp.status == 200 and len((await resp.json())["data"]) == 1
+
+
 @pytest.mark.parametrize("replaced_by_a_file", [False, True])
 async def test_deleting_a_thread_another_program_removed_is_a_404_and_forgets_it(
         open_client: Callable[..., Awaitable[TestClient]], data_dir: Path,

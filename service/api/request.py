@@ -68,12 +68,14 @@ class ListParams:
         raw_limit = query.get("limit", "20")
         # Plain decimal digits (int() would also take "1_0", " 5" or fullwidth digits).
         digits = raw_limit[1:] if raw_limit.startswith("-") else raw_limit
-        if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
+        if not (digits.isascii() and digits.isdigit()):
             raise InvalidRequest(f"Invalid 'limit': expected an integer, got '{raw_limit}'.",
                                  param="limit")
-        self.limit = int(raw_limit)
+        # A long one is out of range whatever it is (and int() of thousands of digits is slow).
+        self.limit = (int(raw_limit) if len(digits.lstrip("0")) <= 9
+                      else -1 if raw_limit[0] == "-" else 101)
         if not 1 <= self.limit <= 100:
-            raise InvalidRequest(f"Invalid 'limit': {self.limit} is not between 1 and 100.",
+            raise InvalidRequest(f"Invalid 'limit': {raw_limit} is not between 1 and 100.",
                                  param="limit")
         order = query.get("order", "desc")
         if order not in ("asc", "desc"):

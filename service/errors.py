@@ -96,8 +96,6 @@ def error_response(
     return web.Response(status=status, body=encoder.encode(body), content_type="application/json")
 
 
-# msgspec quotes the pattern a string failed (only image URLs have one): not for clients' eyes
-_REGEX_RE = re.compile(r'Expected `str` matching regex ".*?"(?= - at `|$)')
 # msgspec: "... - at `$.messages[0]`", "Object contains unknown field `x`[ - at `$...`]"
 _PATH_RE = re.compile(r" - at (?:`[^`]*` in )?`\$\.?([^`]*)`$")
 _FIELD_RE = re.compile(r"(?:missing required|unknown) field `(.*?)`(?= - at `|$)")
@@ -126,8 +124,7 @@ def render(exc: BaseException) -> web.Response:
             response.headers[SHOULD_RETRY] = "true" if exc.retry else "false"
         return response
     if isinstance(exc, msgspec.ValidationError):  # before DecodeError: it is its subclass
-        msg = _REGEX_RE.sub("Expected a URL (an absolute URI, such as https://... or data:...)",
-                            str(exc))
+        msg = str(exc)
         return error_response(400, f"Invalid request body: {msg}", "invalid_request_error",
                               _validation_param(msg))
     if isinstance(exc, msgspec.DecodeError):

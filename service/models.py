@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from .uris import as_uri
+
 # --- shared pieces -------------------------------------------------------------------------------
 
 MetadataKey = Annotated[str, Meta(max_length=64)]
@@ -108,17 +110,8 @@ class ImageFile(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=
     detail: Detail | UnsetType = UNSET
 
 
-# An absolute URI (RFC 3986: OpenAI's spec says `format: uri`): a scheme, then only the characters
-# a URI may hold (others percent-encoded), one fragment at most, brackets only around an IP
-# literal host. https://... and data:... URLs are; a bare path, spaces or raw non-ASCII are not.
-_URI_CHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})"
-URI_PATTERN = (rf"^[A-Za-z][A-Za-z0-9+.\-]*:(?://\[[0-9A-Za-z:.]+\])?{_URI_CHAR}*"
-               rf"(?:#{_URI_CHAR}*)?$")
-URI_CHARS = "-._~!$&'()*+,;=:@/?#[]%"  # what a URI holds beside letters and digits
-
-
 class ImageUrl(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
-    url: Annotated[str, Meta(pattern=URI_PATTERN)]
+    url: Annotated[str, Meta(min_length=1)]  # a URI once stored (see output_content)
     detail: Detail | UnsetType = UNSET
 
 
@@ -293,7 +286,20 @@ def text_part(value: str) -> TextPart:
 
 
 def output_content(content: str | list[InputPart]) -> list[ContentPart]:
-    """Request content (a string or input parts) as the parts a message object carries."""
+    """Request content (a string or input parts) as the parts a message object carries. An
+    image URL is stored as a URI (see uris.py); one that is no URL is a validation error."""
     if isinstance(content, str):
         return [text_part(content)]
-    return [text_part(p.text) if isinstance(p, TextInputPart) else p for p in content]
+    out: list[ContentPart] = []
+    for i, p in enumerate(content):
+        if isinstance(p, TextInputPart):
+            out.append(text_part(p.text))
+        elif isinstance(p, ImageUrlPart) and (uri := as_uri(p.image_url.url)) != p.image_url.url:
+            if uri is None:
+                raise msgspec.ValidationError(
+                    "Expected a URL (an absolute URI, such as https://... or data:...) - at "
+                    f"`$.content[{i}].image_url.url`")
+            out.append(ImageUrlPart(image_url=msgspec.structs.replace(p.image_url, url=uri)))
+        else:
+            out.append(p)
+    return out

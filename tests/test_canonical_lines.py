@@ -48,6 +48,21 @@ def test_a_page_is_canonical_only_if_every_line_is() -> None:
     assert not canon.page(b"\n".join([two_on_one, *lines[2:]]), TID, [mids[0], *mids[2:]])
 
 
+def test_a_line_whose_image_url_is_no_uri_is_not_canonical() -> None:
+    """Another program may write a line in exactly Threadline's form with an image URL that is no
+    URI: it must be normalized (the URL percent-encoded), not served as stored."""
+    def with_url(mid: str, url: str) -> bytes:
+        obj = json.loads(canonical_line(mid, TID, "x"))
+        obj["content"] = [{"type": "image_url", "image_url": {"url": url}}]
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    good = with_url("msg_1", "https://x.test/a%20b.png")
+    bad = with_url("msg_2", "https://x.test/a b")
+    assert canon.line(good, TID, b"msg_1")
+    assert not canon.line(bad, TID, b"msg_2")
+    assert canon.page(good, TID, [b"msg_1"])
+    assert not canon.page(good + b"\n" + bad, TID, [b"msg_1", b"msg_2"])
+
+
 def test_a_page_rewritten_into_halves_of_messages_is_not_canonical() -> None:
     """Another program rewrites the file in place, keeping a newline wherever the index expects
     one: line 0 now holds message a and the first half of b (cut inside a string that has a comma

@@ -130,8 +130,7 @@ WRONG: dict[str, list[object]] = {
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": ""}}]},
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "not a uri"}}]},
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "a/b.png"}}]},
-        {"role": "user", "content": [{"type": "image_url", "image_url": {
-            "url": "https://x.test/ü.png"}}]},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": " \n"}}]},
         {"role": "user", "content": [{"type": "image_file", "image_file": {"file_id": "f",
                                                                           "detail": "max"}}]},
         {"role": "user", "content": "x", "attachments": {}},
@@ -182,6 +181,26 @@ async def test_an_image_url_that_is_no_uri_is_400_naming_the_field(env: Env) -> 
     assert error["param"] == "content[1].image_url.url"
     assert "Expected a URL (an absolute URI" in error["message"]
     assert "regex" not in error["message"]
+
+
+@pytest.mark.parametrize(("sent", "stored"), [
+    ("https://x.test/a.png?q=1#f", "https://x.test/a.png?q=1#f"),
+    ("http://[::1]:8080/a.png", "http://[::1]:8080/a.png"),
+    ("https://x.test/?arr[]=1", "https://x.test/?arr[]=1"),
+    ("https://x.test/ä b.png\n", "https://x.test/%C3%A4%20b.png"),
+    ("https://x.test/?q=a|b", "https://x.test/?q=a%7Cb"),
+    ("data:image/png;base64,iVBO\r\nRw0K", "data:image/png;base64,iVBORw0K"),
+    ("data:image/svg+xml;utf8,<svg/>", "data:image/svg+xml;utf8,%3Csvg/%3E"),
+])
+async def test_an_image_url_is_stored_as_the_uri_a_browser_makes_of_it(
+        env: Env, sent: str, stored: str) -> None:
+    resp = await env.client.post(env.path("/v1/threads/{t}/messages"), json={
+        "role": "user", "content": [{"type": "image_url", "image_url": {"url": sent}}]})
+    assert resp.status == 200
+    created = await resp.json()
+    assert created["content"][0]["image_url"]["url"] == stored
+    again = await env.client.get(env.path("/v1/threads/{t}/messages/") + created["id"])
+    assert await again.json() == created
 
 
 @pytest.mark.parametrize(("metadata", "param"), [

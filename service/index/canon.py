@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import msgspec
 
-from ..models import Message, encoder, message_decoder
+from ..models import ImageUrlPart, Message, encoder, message_decoder
 from ..store.lines import BAD_LINE
+from ..uris import as_uri
 
 _OPEN = b'{"id":"'
 _AFTER_ID = b'","object":"thread.message","created_at":'
@@ -36,7 +37,13 @@ def line(raw: bytes, thread_id: str, mid: bytes) -> bool:
     except BAD_LINE:
         return False
     return (msg.thread_id == thread_id and msg.id.encode(errors="surrogatepass") == mid
-            and encoder.encode(msg) == raw)
+            and encoder.encode(msg) == raw and (b'"image_url"' not in raw or _uris(msg)))
+
+
+def _uris(msg: Message) -> bool:
+    """Whether every image URL of the message is served as stored: a URI (see uris.py)."""
+    return all(as_uri(p.image_url.url) == p.image_url.url for p in msg.content
+               if isinstance(p, ImageUrlPart))
 
 
 def page(lines: bytes, thread_id: str, mids: list[bytes]) -> bool:
@@ -54,9 +61,10 @@ def page(lines: bytes, thread_id: str, mids: list[bytes]) -> bool:
     if len(msgs) != len(parts):
         return False
     encode = encoder.encode
+    images = b'"image_url"' in lines
     for msg, mid, part in zip(msgs, mids, parts, strict=True):
         if (msg.thread_id != thread_id or msg.id.encode(errors="surrogatepass") != mid
-                or encode(msg) != part):
+                or encode(msg) != part or (images and not _uris(msg))):
             return False
     return True
 

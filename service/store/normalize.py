@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from typing import Any
-from urllib.parse import quote
 
 import msgspec
 
 from ..models import (
-    URI_CHARS,
-    URI_PATTERN,
     Attachment,
     CodeInterpreterResources,
     CodeInterpreterTool,
@@ -38,6 +34,7 @@ from ..models import (
     ToolResources,
     text_part,
 )
+from ..uris import as_uri
 
 STATUS = {
     "completed": "completed",
@@ -50,7 +47,6 @@ STATUS = {
 }
 _REASONS = {"content_filter", "max_tokens", "run_cancelled", "run_expired", "run_failed"}
 _DETAILS = {"auto", "low", "high"}
-_URI = re.compile(URI_PATTERN)
 
 
 def _dumps(value: Any) -> str:
@@ -124,16 +120,6 @@ def metadata_to_store(new: dict[str, str], stored: Any) -> dict[str, Any]:
 def _detail(obj: dict[str, Any]) -> Any:
     detail = obj.get("detail")
     return detail if isinstance(detail, str) and detail in _DETAILS else None  # may be a list
-
-
-def as_uri(url: str) -> str | None:
-    """A stored image URL as the URI clients are promised: as it is when it is one; with spaces
-    and non-ASCII characters percent-encoded (UTF-8) when that makes it one, as browsers do (RFC
-    3987's mapping); None when it is not one at all (a bare path): served as text then."""
-    if _URI.match(url):
-        return url
-    quoted = quote(url, safe=URI_CHARS)
-    return quoted if _URI.match(quoted) else None
 
 
 def _image_url(value: Any) -> ImageUrlPart | None:

@@ -8,12 +8,15 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from . import __version__, check, datadir, logs, workers
 from .config import Config, ConfigError, load
+
+if TYPE_CHECKING:
+    from .index.peers import Stamps
 
 
 def _serve_parser(sub: Any) -> None:
@@ -68,14 +71,19 @@ def serve(args: argparse.Namespace) -> int:
         print(f"threadline: {why}", file=sys.stderr)
         return 2
     if config.workers > 1:
-        return workers.run(config.workers, lambda: serve_one(config, reuse_port=True))
+        from .index.peers import Stamps
+
+        stamps = Stamps()  # before the fork: shared by every worker
+        return workers.run(config.workers,
+                           lambda: serve_one(config, reuse_port=True, stamps=stamps))
     return serve_one(config)
 
 
-def serve_one(config: Config, reuse_port: bool = False) -> int:
+def serve_one(config: Config, reuse_port: bool = False, stamps: Stamps | None = None) -> int:
     from .app import create_app
 
-    web.run_app(create_app(config), host=config.host, port=config.port, reuse_port=reuse_port,
+    web.run_app(create_app(config, stamps), host=config.host, port=config.port,
+                reuse_port=reuse_port,
                 print=lambda msg: logging.getLogger("threadline").info(
                     "serving %s on http://%s:%d", config.data_dir, config.host, config.port),
                 shutdown_timeout=2.0, access_log_class=logs.AccessLogger,

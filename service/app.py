@@ -55,7 +55,9 @@ async def watch_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, stamps: Stamps | None = None) -> web.Application:
+    """The app over `config.data_dir`; `stamps`: the table shared with the other workers of
+    the same server, when there are others (index/peers.py)."""
     # No middlewares: each route's handler is wrapped by the gate (api/gate.py) instead.
     app = web.Application(client_max_size=config.max_body_bytes)
     catalog = Catalog(config.line_cache_mb << 20)
@@ -65,8 +67,8 @@ def create_app(config: Config) -> web.Application:
     app[CATALOG] = catalog
     app[FEED] = feed
     app[INDEXER] = indexer
-    # Taken before the index is built: writes other processes make from then on are caught up.
-    peers = Peers(Stamps(config.data_dir / ".threadline" / "stamps"), indexer)
+    # Made before the index is built: writes other workers make from then on are caught up.
+    peers = Peers(stamps, indexer) if stamps is not None else None
     app[REPO] = Repository(config, catalog, indexer, peers)
     app[WATCH] = WatchStats()
     app[HUB] = Hub(catalog, feed, Journal(config.data_dir), config.sse_queue_limit,

@@ -1,19 +1,21 @@
-"""Read-your-writes across the processes serving one folder (`workers = N`, or several servers).
+"""Read-your-writes across the workers of one server (`workers = N`).
 
-Each process keeps its own index, which its watcher brings up to date within milliseconds of
-another process's write. A client's next request can be quicker than that and reach another
-process (the SDKs pool connections; the kernel spreads them over the workers): it must still see
-the write it was told is done. So a process marks each thread it writes, before it answers, in a
-small table every process maps (`<data>/.threadline/stamps`): a stamp per hash bucket of thread
-ids, and one for the set of threads (created, renamed or deleted). Before it reads a thread, a
-process compares the thread's bucket with the stamp it saw there when it last looked at that
-thread (a few hundred nanoseconds), and when they differ it brings the thread up to date first:
-two stats when nothing changed (a bucket shared with another thread), a sync when something did.
-A list of threads does the same with the set's stamp.
+Each worker keeps its own index, which its watcher brings up to date within milliseconds of
+another worker's write. A client's next request can be quicker than that and reach another
+worker (the SDKs pool connections; the kernel spreads them over the workers): it must still see
+the write it was told is done. So a worker marks each thread it writes, before it answers, in a
+small table in memory the workers share (mapped by the parent before it forks them: no file
+anyone could truncate or replace): a stamp per hash bucket of thread ids, and one for the set of
+threads (created, renamed or deleted). Before it reads a thread, a worker compares the thread's
+bucket with the stamp it saw there when it last looked at that thread (~0.2 µs), and when they
+differ it brings the thread up to date first: two stats when nothing changed (a bucket shared
+with another thread), a sync when something did. A list of threads, when the set's stamp moved,
+first looks in a worker thread for what changed: names on disk and in the index that differ,
+and the indexed threads of buckets that moved since it last looked.
 
 A stamp is a value no writer wrote before (a random prefix of the writer's and a counter): a
 write that races another one on the same bucket leaves one of the two new values there, either of
-which differs from what readers saw.
+which differs from what readers saw. A single process has no table and pays nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import struct
 from pathlib import Path
 from zlib import crc32
 
-from .sync import Indexer, list_thread_ids
+from ..ids import is_thread_id
+from .sync import Indexer
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +43,10 @@ _ALL = "\0threads"  # the set's key among the per-thread ones
 
 
 class Stamps:
-    """The shared table, mapped from a file every process on the folder opens."""
+    """The shared table: anonymous shared memory, made before the workers are forked."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            if os.fstat(fd).st_size < _SIZE:
-                os.ftruncate(fd, _SIZE)  # zeros; a larger file (a later version) is fine as is
-            self.mem = mmap.mmap(fd, _SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        finally:
-            os.close(fd)
+    def __init__(self) -> None:
+        self.mem = mmap.mmap(-1, _SIZE, mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)  # zeros
         self._pid = 0
         self._prefix = 0
         self._next = itertools.count(1)
@@ -87,6 +83,7 @@ class Peers:
         self.indexer = indexer
         self._mem = stamps.mem
         self._start = [stamps.at(b) for b in range(BUCKETS + 1)]  # before the index is built
+        self._swept = bytes(self._mem[:8 * BUCKETS])  # the buckets when the set was last swept
         # Per thread (indexed here): its bucket's offset in the table, and the stamp seen there
         # when this process last caught up with it.
         self._seen: dict[str, tuple[int, int]] = {}
@@ -170,6 +167,29 @@ class Peers:
     async def _affected(self, key: str) -> list[str]:
         if key != _ALL:
             return [key]
-        loop = asyncio.get_running_loop()
-        on_disk = await loop.run_in_executor(None, list_thread_ids, self.indexer.threads_dir)
-        return sorted(set(on_disk) | set(self.indexer.catalog.threads))
+        now = bytes(self._mem[:8 * BUCKETS])
+        last, self._swept = self._swept, now
+        return await asyncio.get_running_loop().run_in_executor(None, self._sweep, last, now)
+
+    def _sweep(self, last: bytes, now: bytes) -> list[str]:
+        """The threads the set's stamp may stand for (in a worker thread): created or deleted
+        ones (names on disk and in the index that differ), and indexed ones of a bucket that
+        moved whose files are not as indexed (a thread.json rewritten)."""
+        pairs = zip(memoryview(last).cast("Q"), memoryview(now).cast("Q"), strict=True)
+        moved = {b for b, (x, y) in enumerate(pairs) if x != y}
+        known = set(self.indexer.catalog.threads)
+        on_disk = set(_thread_names(self.indexer.threads_dir))
+        out = on_disk ^ known
+        if moved:
+            out.update(t for t in known & on_disk
+                       if Stamps.bucket(t) in moved and not self.indexer.is_current(t))
+        return sorted(out)
+
+
+def _thread_names(threads_dir: Path) -> list[str]:
+    """The thread folders' names, from the directory's entries alone (no stat per thread)."""
+    try:
+        with os.scandir(threads_dir) as entries:
+            return [e.name for e in entries if is_thread_id(e.name) and e.is_dir()]
+    except FileNotFoundError:
+        return []

@@ -145,16 +145,21 @@ async def test_pagination_stays_right_after_deletions(client: TestClient) -> Non
     await check_every_cursor(client, path, left, (1, 2, 6, 7))
 
 
+@pytest.mark.parametrize("restarted", [False, True])
 async def test_a_deleted_message_as_cursor_pages_on_from_where_it_stood(
-        client: TestClient) -> None:
+        client: TestClient, open_client: Callable[..., Awaitable[TestClient]],
+        restarted: bool) -> None:
     """A client deleting the messages it pages through asks for the page after one it deleted
     (the SDKs' iterators do): the cursor stands where the message stood, also when its
-    neighbours went too."""
+    neighbours went too, and also in a process that never held the message (a restart here;
+    another worker in test_peers.py): the thread folder notes where deleted messages stood."""
     thread_id, ids = await new_thread(client, 9)
     path = f"/v1/threads/{thread_id}/messages"
     gone = [ids[0], ids[4], ids[5], ids[8]]
     for mid in gone:
         assert (await client.delete(f"{path}/{mid}")).status == 200
+    if restarted:
+        client = await open_client()
     for cursor in gone:
         at = ids.index(cursor)
         for order, name in itertools.product(("asc", "desc"), ("after", "before")):
@@ -166,6 +171,7 @@ async def test_a_deleted_message_as_cursor_pages_on_from_where_it_stood(
             body = await list_page(client, path, order=order, limit=2, **{name: cursor})
             got = [m["id"] for m in body["data"]]
             assert (got, body["has_more"]) == (want, len(window) > 2), (cursor, order, name)
+    await expect_error(await client.get(f"{path}?after=msg_never_there"), 400)
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])

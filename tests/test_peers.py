@@ -87,6 +87,26 @@ async def test_each_write_is_seen_by_the_other_process_at_once(
         assert (await call(url_a, "GET", "/threads"))[1]["data"] == []
 
 
+async def test_a_message_another_worker_deleted_is_still_a_cursor(
+        start_worker: Callable[..., Any]) -> None:
+    """The SDK's delete-while-iterating loop over workers: the next page is asked of a worker
+    that never held the deleted message; it still knows where it stood (store/deleted.py)."""
+    url_a, url_b = await _pair(start_worker)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url_a + "/threads", json={"messages": [
+                {"role": "user", "content": str(i)} for i in range(5)]}) as resp:
+            tid = (await resp.json())["id"]
+        async with http.get(f"{url_a}/threads/{tid}/messages?order=asc&limit=2") as resp:
+            page = await resp.json()
+        async with http.delete(f"{url_a}/threads/{tid}/messages/{page['last_id']}") as resp:
+            assert resp.status == 200
+        async with http.get(f"{url_b}/threads/{tid}/messages?order=asc&limit=2"
+                            f"&after={page['last_id']}") as resp:
+            assert resp.status == 200, await resp.text()
+            assert [m["content"][0]["text"]["value"] for m in (await resp.json())["data"]] == [
+                "2", "3"]
+
+
 async def test_reads_racing_a_catch_up_all_wait_for_it(start_worker: Callable[..., Any]) -> None:
     """Requests that reach a process together after another's write all see it (the first
     starts the catch-up; the others must not read the index before it is done)."""

@@ -3,6 +3,7 @@ rewrite), and the v1 message files."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,10 +27,13 @@ from ..models import (
     encoder,
     output_content,
 )
-from ..store import normalize
+from ..store import deleted, normalize
+from ..store.files import NotAFile
 from ..store.lines import decode_object, decode_object_exact, line_id
 from ..store.rewrite import rewrite_message
 from .base import RepoBase, list_envelope
+
+log = logging.getLogger(__name__)
 
 GONE_STEPS = 64  # deleted neighbours a cursor's place is looked for through
 
@@ -43,10 +47,16 @@ def _position(entry: ThreadEntry, message_id: str) -> float | None:
     slot = index.find(message_id)
     if slot >= 0:
         return slot
+    noted: dict[str, str | None] | None = None  # deletions any process made (store/deleted.py)
     for _ in range(GONE_STEPS):
-        if message_id not in entry.gone:
-            return None
-        before = entry.gone[message_id]
+        if message_id in entry.gone:
+            before = entry.gone[message_id]
+        else:
+            if noted is None:
+                noted = deleted.records(entry.folder)
+            if message_id not in noted:
+                return None
+            before = noted[message_id]
         if before is None:
             return -0.5  # it was the first
         if (slot := index.find(before)) >= 0:
@@ -144,6 +154,12 @@ class MessageOps(RepoBase):
             result = rewrite_message(folder, message_id, edit, self.durable, every)
             if not result.found or result.stat is None:
                 return None
+            if every:  # a delete: where it stood, for cursors in any process (store/deleted.py)
+                try:
+                    deleted.record(folder, message_id, result.before)
+                except (OSError, NotAFile):  # the delete is done; only the note is missing
+                    log.warning("could not note the deletion of %s in thread %s", message_id,
+                                thread_id, exc_info=True)
             st = result.stat
             return result.data, FileState(ino=st.st_ino, size=len(result.data),
                                           mtime_ns=st.st_mtime_ns)

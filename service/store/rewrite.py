@@ -19,12 +19,14 @@ Edit = Callable[[bytes], bytes | None]
 
 
 class Rewritten:
-    __slots__ = ("data", "found", "stat")
+    __slots__ = ("before", "data", "found", "stat")
 
-    def __init__(self, data: bytes, found: bool, stat: os.stat_result | None = None) -> None:
+    def __init__(self, data: bytes, found: bool, stat: os.stat_result | None = None,
+                 before: str | None = None) -> None:
         self.data = data
         self.found = found
         self.stat = stat  # the new file, taken while still holding the lock
+        self.before = before  # the id of the message just before the (first) edited line
 
 
 def _read_all(fd: int) -> bytes:
@@ -48,8 +50,15 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
             return Rewritten(b"", False)
         try:
             old = _read_all(fd)
-            lines = [(offset, length) for offset, length, mid, _run, _crc in scan(old)
-                     if mid == message_id]
+            lines: list[tuple[int, int]] = []
+            before = previous = None
+            for offset, length, mid, _run, _crc in scan(old):
+                if mid == message_id:
+                    if not lines:
+                        before = previous
+                    lines.append((offset, length))
+                elif mid is not None:
+                    previous = mid
             if not lines:
                 return Rewritten(old, False)
             out: list[bytes] = []
@@ -69,4 +78,4 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
         finally:
             os.close(fd)
         stat = os.stat(path)
-    return Rewritten(data, True, stat)
+    return Rewritten(data, True, stat, before)

@@ -150,6 +150,33 @@ async def test_a_thread_dated_by_its_folder_keeps_that_date_through_modifies(
     assert (await call(again, "GET", "/v1/threads/jan_e"))["created_at"] == 1717200000
 
 
+async def test_a_thread_dated_by_its_folder_keeps_that_date_through_message_writes(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """The same through message writes, which move the folder's mtime too (a rewrite renames a
+    temp file into place; the first write creates the lock file): the date goes into
+    thread.json before the first one, and a restart still shows it."""
+    timeless = {k: v for k, v in jan_thread("jan_f").items() if k not in ("created", "updated")}
+    untimed = [{k: v for k, v in jan_message(f"f{i}", "jan_f", "x").items()
+                if k not in ("created", "updated", "created_at")} for i in range(3)]
+    folder = write_thread(data_dir, "jan_f", timeless, untimed)
+    empty = write_thread(data_dir, "jan_g", timeless | {"id": "jan_g"}, [])
+    for f in (folder, empty):
+        os.utime(f, (1704067200, 1704067200))
+    client = await open_client()
+    base = "/v1/threads/jan_f"
+    assert (await call(client, "GET", base))["created_at"] == 1704067200
+    await call(client, "POST", f"{base}/messages/f1", {"metadata": {"a": "b"}})
+    await call(client, "DELETE", f"{base}/messages/f0")
+    await call(client, "POST", "/v1/threads/jan_g/messages", {"role": "user", "content": "hi"})
+    for thread in ("jan_f", "jan_g"):
+        assert (await call(client, "GET", f"/v1/threads/{thread}"))["created_at"] == 1704067200
+    await client.close()
+    again = await open_client()
+    for thread in ("jan_f", "jan_g"):
+        assert (await call(again, "GET", f"/v1/threads/{thread}"))["created_at"] == 1704067200
+    assert json.loads((folder / "thread.json").read_text())["title"] == timeless["title"]
+
+
 async def test_modifying_a_corrupt_thread_json_writes_a_complete_one(
         open_client: OpenClient, data_dir: Path) -> None:
     folder = write_thread(data_dir, "jan_c", None, [jan_message("c0", "jan_c", "z")])

@@ -43,6 +43,9 @@ class ThreadEntry:
     folder: Path
     thread: Thread
     thread_json: FileState | None = None  # None: no thread.json (messages only)
+    # thread.json gives no time: the thread is dated by its first message or its folder's mtime,
+    # which writes move; the first write puts the date shown into thread.json (repo/base.py).
+    undated: bool = False
     messages: MessageIndex = field(default_factory=MessageIndex)
     file: FileState | None = None  # messages.jsonl as indexed; None: no file
     tail: Tail = field(default_factory=Tail)  # indexed end; last line (detects in-place rewrites)

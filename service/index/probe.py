@@ -44,6 +44,7 @@ class Probe:
     data: bytes = b""
     index: MessageIndex | None = None
     tail: Tail | None = None
+    undated: bool = False  # thread.json gives no time: the thread is dated by what moves
 
 
 def _state(st: os.stat_result) -> FileState:
@@ -162,7 +163,9 @@ def probe(folder: Path, thread_id: str, seen: Seen, table: bool = True) -> Probe
         if obj is not None or seen.thread_json is None:
             obj = obj or {}
             result.thread_json = tj
-            result.thread = normalize.thread(obj, thread_id, 0 if normalize.created_seconds(obj)
+            dated = bool(normalize.created_seconds(obj))
+            result.undated = not dated
+            result.thread = normalize.thread(obj, thread_id, 0 if dated
                                              else _fallback_created(folder, folder_st))
     return result
 

@@ -234,6 +234,8 @@ class Indexer:
             changed = True
         if p.thread_json is not None or p.thread_json_missing:
             entry.thread_json = p.thread_json
+        if p.thread is not None:
+            entry.undated = p.undated
         if publish and created:
             self._publish("thread.created", thread_id)
         elif publish and changed:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,8 +25,30 @@ from ..index.peers import Peers
 from ..index.reader import Stale
 from ..index.sync import Indexer
 from ..models import CreateMessage, Message, encoder, output_content
-from ..store.files import NotAFile
+from ..store import normalize
+from ..store.files import NotAFile, read_file, thread_locked, write_atomic
+from ..store.layout import THREAD_JSON
+from ..store.lines import decode_object_exact
 from ..store.writer import ThreadWriter
+
+
+def thread_json_bytes(obj: dict[str, Any]) -> bytes:
+    # Jan writes thread.json pretty-printed; so do we, keeping its unknown fields.
+    return json.dumps(obj, indent=2, ensure_ascii=False).encode() + b"\n"
+
+
+def pin_created(folder: Path, created_at: int, durable: bool) -> None:
+    """Put `created_at` into a thread.json that gives no time (see `RepoBase._keep_date`); one
+    that is missing or does not parse is left alone."""
+    path = folder / THREAD_JSON
+    with thread_locked(folder):
+        try:
+            obj = decode_object_exact(read_file(path))
+        except (FileNotFoundError, NotAFile):
+            return
+        if obj is not None and not normalize.created_seconds(obj):
+            obj["created_at"] = created_at
+            write_atomic(path, thread_json_bytes(obj), durable)
 
 
 def list_envelope(data: bytes, first: str | None, last: str | None, more: bool) -> bytes:
@@ -89,6 +113,16 @@ class RepoBase:
         """Tell other processes, before the write is acknowledged (see index/peers.py)."""
         if self.peers is not None:
             self.peers.wrote(thread_id, thread_set)
+
+    async def _keep_date(self, entry: ThreadEntry) -> None:
+        """Before the first write to a thread whose thread.json gives no time: write the date
+        clients were shown into it. That date comes from the first message or the folder's
+        mtime, which a write moves (a delete, the lock file, a temp file renamed in place)."""
+        if entry.undated:
+            with self._folder_of(entry.id):
+                await asyncio.get_running_loop().run_in_executor(
+                    None, pin_created, entry.folder, entry.thread.created_at, self.durable)
+            await self.indexer.sync(entry.id)
 
     async def _exclusive(self, thread_id: str, fn: Any) -> Any:
         with self._folder_of(thread_id):

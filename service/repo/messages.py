@@ -69,6 +69,9 @@ class MessageOps(RepoBase):
     async def create_message(self, thread_id: str, req: CreateMessage) -> bytes:
         entry = await self.thread(thread_id)
         line = self._new_line(thread_id, req, int(time.time()))
+        if entry.undated:
+            await self._keep_date(entry)
+            entry = await self.thread(thread_id)
         with self._folder_of(thread_id):
             offset = await self.writer(thread_id).append(line)
         if entry.tail.end < offset + len(line) + 1 or self.catalog.get(thread_id) is not entry:
@@ -144,6 +147,7 @@ class MessageOps(RepoBase):
     async def _rewrite(self, thread_id: str, message_id: str, edit: Any, every: bool = False
                        ) -> None:
         entry = await self.thread(thread_id)
+        await self._keep_date(entry)
         if entry.messages.find(message_id) < 0:
             synced = await self.indexer.sync(thread_id)  # it may be newer than the index
             if synced is None or synced.messages.find(message_id) < 0:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import time
@@ -26,7 +25,7 @@ from ..store import normalize
 from ..store.files import NotAFile, fsync_dir, read_file, thread_locked, write_atomic
 from ..store.layout import MESSAGES, THREAD_JSON
 from ..store.lines import decode_object_exact
-from .base import RepoBase, list_envelope
+from .base import RepoBase, list_envelope, thread_json_bytes
 
 SETTLE_TRIES = 10
 SETTLE_SECONDS = 0.02
@@ -49,11 +48,6 @@ def read_thread_json(path: Path, durable: bool) -> dict[str, Any] | None:
             time.sleep(SETTLE_SECONDS)  # in a worker thread, holding the thread lock
     write_atomic(path.with_name(f".thread.json.unreadable-{time.time_ns()}"), raw, durable)
     return None
-
-
-def thread_json_bytes(obj: dict[str, Any]) -> bytes:
-    # Jan writes thread.json pretty-printed; so do we, keeping its unknown fields.
-    return json.dumps(obj, indent=2, ensure_ascii=False).encode() + b"\n"
 
 
 def _set_metadata(doc: dict[str, Any], meta: dict[str, str], thread_id: str) -> None:

@@ -147,7 +147,7 @@ class RepoBase:
         try:
             return fn(synced, *args)
         except Stale:  # changed again while we synced: a writer is busy with it right now
-            raise Unavailable("The thread is being rewritten by another program; retry.",
+            raise Unavailable("The thread is being rewritten by another process or program; retry.",
                               code="thread_busy") from None
 
     def _slot(self, entry: ThreadEntry, message_id: str) -> int:

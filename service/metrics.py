@@ -24,6 +24,7 @@ from prometheus_client.utils import floatToGoString
 
 from .feed import Change, Feed
 from .index.catalog import Catalog
+from .index.peers import Peers
 from .watch import WatchStats
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -35,8 +36,9 @@ class _StateCollector(Collector):
     """Gauges and counters read from the live state at scrape time."""
 
     def __init__(self, catalog: Catalog, watch: WatchStats, sse_subscribers: Callable[[], int],
-                 changes: dict[str, int]) -> None:
+                 changes: dict[str, int], peers: Peers | None) -> None:
         self.changes = changes
+        self.peers = peers
         self.catalog = catalog
         self.watch = watch
         self.sse_subscribers = sse_subscribers
@@ -77,6 +79,15 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("threadline_watcher_lag_seconds",
                                 "From the last batch of file events to its threads being indexed.",
                                 value=w.last_lag_ms / 1000)
+        if self.peers is not None:  # workers = N: catching up with the other workers' writes
+            yield CounterMetricFamily(
+                "threadline_peer_catch_ups",
+                "Reads that first caught up with another worker's write (index/peers.py).",
+                value=self.peers.catch_ups)
+            yield CounterMetricFamily(
+                "threadline_peer_syncs",
+                "Threads those catch-ups found changed and synced before the watcher did.",
+                value=self.peers.syncs)
 
 
 Observe = Callable[[str, int, float], None]  # (method, status, seconds) of one request
@@ -140,7 +151,7 @@ class RequestStats(Collector):
 
 class Metrics:
     def __init__(self, catalog: Catalog, feed: Feed, watch: WatchStats,
-                 sse_subscribers: Callable[[], int]) -> None:
+                 sse_subscribers: Callable[[], int], peers: Peers | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = RequestStats()
         self.registry.register(self.requests)
@@ -149,7 +160,8 @@ class Metrics:
             "threadline_append_fsync_seconds",
             "Time to write and fsync (per the fsync setting) one batch of appended lines.",
             buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.registry.register(_StateCollector(catalog, watch, sse_subscribers, self.changes))
+        self.registry.register(_StateCollector(catalog, watch, sse_subscribers, self.changes,
+                                               peers))
         feed.subscribe(self._on_change)
 
     def _on_change(self, change: Change) -> None:

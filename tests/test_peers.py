@@ -160,6 +160,10 @@ async def test_a_process_does_not_catch_up_with_its_own_writes(
         async with http.get(f"{url}/threads/{tid}/messages?limit=1") as resp:
             assert (await resp.json())["data"][0]["content"][0]["text"]["value"] == "from b"
         assert peers_a.catch_ups == 1 and peers_a.syncs == 1
+        async with http.get(str(a.make_url("/metrics"))) as resp:
+            scraped = await resp.text()
+        assert "threadline_peer_catch_ups_total 1.0" in scraped
+        assert "threadline_peer_syncs_total 1.0" in scraped
 
 
 async def test_a_list_of_threads_looks_only_at_what_moved(

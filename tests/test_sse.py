@@ -983,3 +983,53 @@ def test_the_journal_closes_a_torn_line_and_reads_what_other_processes_appended(
     lines = ours.path.read_bytes().split(b"\n")
     assert lines[-3:] == [b'{"t":"t1","m":"m3"', b'{"t":"t1","m":"m4"}', b""]
     assert ids[1] == ours.path.stat().st_size
+
+
+def test_event_ids_never_go_down_in_the_hubs_order(tmp_path: Path) -> None:
+    """An update's id is the latest creation this process knew of when it was built. Another
+    process's older creation may reach this one later: it goes before such an update (a client
+    resuming after the update would miss it), and while it is known but not seen here, the
+    update waits like the creations after it."""
+    from service.events.hub import CREATED, Event
+    from service.events.journal import Journal, Record
+    from service.events.order import InOrder
+
+    def created(jid: int, mid: str) -> Event:
+        return Event(CREATED, str(jid), b"{}", "t1", jid, mid)
+
+    def updated(watermark: int, mid: str) -> Event:
+        return Event("thread.message.updated", str(watermark), b"{}", "t1", 0, mid)
+
+    ours, theirs = Journal(tmp_path), Journal(tmp_path)
+    ours.load()
+    theirs.load()
+    order = InOrder(ours)
+    [older] = theirs.try_append([Record(t="t1", m="theirs")]) or []  # not in our feed yet
+    [mine] = ours.try_append([Record(t="t1", m="mine")]) or []
+    assert older < mine
+    out, waiting = order.release([(1, created(mine, "mine")), (2, updated(mine, "mine"))])
+    assert out == [] and waiting == {"t1"}  # both wait for the older creation
+    out, _ = order.release([(3, updated(mine, "other"))])
+    assert out == []  # an update alone waits as well: its id is past the older one's
+    ours.try_append([Record(t="t1", m="theirs")])  # it arrives here: the same id
+    out, _ = order.release([(4, created(older, "theirs"))])
+    assert [e.num for _, e in out] == [older, mine, mine, mine]
+    assert [e.message_id for _, e in out] == ["theirs", "mine", "mine", "other"]
+
+
+def test_a_resumed_stream_never_sends_a_lower_id_than_it_has(tmp_path: Path) -> None:
+    """A stream that replayed up to id 300 may get an update built before the replay ended
+    (id 200): it goes out as 300, and creations the replay sent are not sent again."""
+    from service.events.hub import CREATED, Event, Subscription
+
+    sub = Subscription(None, 100)
+    sub.sent_upto = sub.high = 300
+    sub.go_live(lambda events: None, lambda: False)
+    live = [Event(CREATED, "250", b"{}", "t1", 250, "m250"),
+            Event("thread.message.updated", "200", b"{}", "t1", 0, "m1"),
+            Event(CREATED, "320", b"{}", "t1", 320, "m320"),
+            Event("thread.message.deleted", "310", b"{}", "t1", 310, "m1")]
+    sent = sub.fitted(live)
+    assert [(e.name, e.id) for e in sent] == [
+        ("thread.message.updated", "300"), (CREATED, "320"), ("thread.message.deleted", "320")]
+    assert sent[0].frame.startswith(b"id: 300\n")

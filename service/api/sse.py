@@ -163,6 +163,7 @@ async def _stream(request: web.Request, sub: Subscription,
                 if built:
                     await _send(resp, sub, b"".join(e.frame for e in built))
                     sub.sent_upto = max(sub.sent_upto, *(e.journal_id for e in built))
+                    sub.high = max(sub.high, *(e.num for e in built))
                     # sent_upto covers the journaled ones: a resume from far back must not keep
                     # every id it replayed for the stream's whole life.
                     sub.sent_ids.update(e.message_id for e in built if not e.journal_id)
@@ -177,7 +178,7 @@ async def _stream(request: web.Request, sub: Subscription,
                     break
                 continue
             # Frames are built once per event, whatever the number of subscribers.
-            chunk = b"".join(e.frame for e in events if sub.wanted(e))
+            chunk = b"".join(e.frame for e in sub.fitted(events))
             if chunk:
                 await _send(resp, sub, chunk)
     except (ConnectionError, TimeoutError, RuntimeError):

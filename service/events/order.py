@@ -37,26 +37,21 @@ class InOrder:
         if self.held:
             events = self.held + events
             self.held = []
-        events = _by_journal_id(events)  # a batch too may hold another process's older one
+        events = _by_id(events)  # a batch too may hold another process's older one
         floor, threads = self.journal.unseen(time.monotonic() - HOLD_SECONDS)
         if floor is None:
             return events, set()
-        cut = next((i for i, (_, e) in enumerate(events) if e.journal_id > floor), len(events))
+        # An update's id is the latest creation's this process knows of: it waits as well.
+        cut = next((i for i, (_, e) in enumerate(events) if e.num > floor), len(events))
         self.held = events[cut:]
         return events[:cut], threads
 
 
-def _by_journal_id(events: Batch) -> Batch:
-    """Creations sorted by journal id; every other event stays right after the creation it
-    followed (a creation and then its update keep their order)."""
-    ids = [e.journal_id for _, e in events if e.journal_id]
-    if all(a < b for a, b in pairwise(ids)):
+def _by_id(events: Batch) -> Batch:
+    """Events sorted by event id, feed order among equal ids: ids never go down on a stream (a
+    resume after one must not miss an older creation sent later). A creation's id is its
+    journal position, an update's the latest creation this process knew of when it was built,
+    so an update still follows the creation of its message."""
+    if all(a[1].num <= b[1].num for a, b in pairwise(events)):
         return events  # the usual case: already in order
-    keyed = []
-    key = 0
-    for i, (seq, event) in enumerate(events):
-        if event.journal_id:
-            key = event.journal_id
-        keyed.append((key, i, seq, event))
-    keyed.sort(key=lambda k: (k[0], k[1]))
-    return [(seq, event) for _, _, seq, event in keyed]
+    return sorted(events, key=lambda item: item[1].num)  # stable: feed order among equals

@@ -21,13 +21,16 @@ Write = tuple[Callable[[bytes], Any], bytes]  # a socket write to make now: (wri
 class Event:
     """One SSE event; its wire forms are built once, however many streams it goes to."""
 
-    __slots__ = ("_chunk", "_frame", "data", "id", "journal_id", "message_id", "name",
+    __slots__ = ("_chunk", "_frame", "data", "id", "journal_id", "message_id", "name", "num",
                  "thread_id")
 
     def __init__(self, name: str, id: str, data: bytes, thread_id: str, journal_id: int,
                  message_id: str | None) -> None:
         self.name = name
         self.id = id
+        # Ids never go down on a stream: compared as numbers. A replayed message older than the
+        # journal has a position id (`0:<message id>`), before every journaled one.
+        self.num = int(id) if id.isdigit() else 0
         self.data = data
         self.thread_id = thread_id
         self.journal_id = journal_id  # > 0 for message creations
@@ -43,6 +46,11 @@ class Event:
                 self.id.encode(), self.name.encode(), self.data)
         return self._frame
 
+    def with_id(self, num: int) -> Event:
+        """The same event under a later id (see `Subscription.fitted`)."""
+        return Event(self.name, str(num), self.data, self.thread_id, self.journal_id,
+                     self.message_id)
+
     @property
     def chunk(self) -> bytes:
         """The frame as one HTTP/1.1 chunk (for writes that bypass the response's writer)."""
@@ -55,8 +63,8 @@ class Event:
 class Subscription:
     # Slots: a fan-out reads these for every stream on every event.
     __slots__ = ("_queue", "_queued_bytes", "_skip", "_wake", "after_seq", "busy", "closed",
-                 "direct", "dropped", "gone", "limit", "limit_bytes", "on_drop", "sent_ids",
-                 "sent_upto", "thread_id")
+                 "direct", "dropped", "gone", "high", "limit", "limit_bytes", "on_drop",
+                 "sent_ids", "sent_upto", "thread_id")
 
     def __init__(self, thread_id: str | None, limit: int, limit_bytes: int = 8 << 20) -> None:
         self.thread_id = thread_id
@@ -79,6 +87,7 @@ class Subscription:
         self.sent_upto = 0  # creations up to this event id were replayed: skip them live
         self.sent_ids: set[str | None] = set()
         self._skip = False  # it replayed: live creations may be ones it already sent
+        self.high = 0  # a replaying stream's highest event id sent (see fitted)
         self._queue: deque[Event] = deque()
         self._wake = asyncio.Event()
 
@@ -94,6 +103,24 @@ class Subscription:
         return not (event.name == CREATED and (0 < event.journal_id <= self.sent_upto
                                                or event.message_id in self.sent_ids))
 
+    def fitted(self, events: Sequence[Event]) -> list[Event]:
+        """What a stream that replayed sends of live `events`: not the creations its replay
+        already sent, and an update or deletion live since before the replay reached its end
+        under the id the stream has reached: a resume from an id lower than that would replay
+        creations the stream already sent. (Live-only streams get the hub's order, in which
+        ids never go down.)"""
+        out = []
+        high = self.high
+        for e in events:
+            if not self.wanted(e):
+                continue
+            if e.num < high and e.name != CREATED:
+                e = e.with_id(high)
+            high = max(high, e.num)
+            out.append(e)
+        self.high = high
+        return out
+
     def push(self, events: Sequence[Event]) -> Write | None:
         """Hand over events for this stream, in order: either the write that sends them, which
         the caller makes before anything else can write to this stream, or None (queued for the
@@ -102,7 +129,7 @@ class Subscription:
             return None
         if self.direct is not None and not self._queue and not self.busy:
             if self._skip:
-                events = [e for e in events if self.wanted(e)]
+                events = self.fitted(events)
                 if not events:
                     return None
             write = self.direct(events)

@@ -3,8 +3,8 @@ rewrite), and the v1 message files."""
 
 from __future__ import annotations
 
-import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,40 +28,44 @@ from ..models import (
     output_content,
 )
 from ..store import deleted, normalize
-from ..store.files import NotAFile
 from ..store.lines import decode_object, decode_object_exact, line_id
 from ..store.rewrite import rewrite_message
 from .base import RepoBase, list_envelope
 
-log = logging.getLogger(__name__)
-
-GONE_STEPS = 64  # deleted neighbours a cursor's place is looked for through
+GONE_STEPS = 4096  # deleted neighbours a cursor's place is looked for through (KEEP's worth)
 
 
 def _position(entry: ThreadEntry, message_id: str) -> float | None:
     """Where a cursor id stands in the thread: its slot; for a message deleted lately, just
-    after the message that preceded it (through others deleted since), so paging on from the
-    last id of a page whose messages were deleted meanwhile neither fails nor skips; None: an
-    id the thread never had (or not lately)."""
+    after the nearest message listed before it that is still there (looked for through others
+    deleted since), so paging on from the last id of a page whose messages were deleted
+    meanwhile neither fails nor skips; None: an id the thread never had (or not lately)."""
     index = entry.messages
     slot = index.find(message_id)
     if slot >= 0:
         return slot
-    noted: dict[str, str | None] | None = None  # deletions any process made (store/deleted.py)
-    for _ in range(GONE_STEPS):
-        if message_id in entry.gone:
-            before = entry.gone[message_id]
+    noted: dict[str, list[str]] | None = None  # deletions any process noted (store/deleted.py)
+    todo, seen = deque([message_id]), {message_id}
+    while todo and len(seen) <= GONE_STEPS:
+        gone_id = todo.popleft()
+        if gone_id in entry.gone:
+            before = entry.gone[gone_id]
+            neighbours = [] if before is None else [before]
         else:
             if noted is None:
                 noted = deleted.records(entry.folder)
-            if message_id not in noted:
-                return None
-            before = noted[message_id]
-        if before is None:
+            if gone_id not in noted:
+                continue
+            neighbours = noted[gone_id]
+        if not neighbours:
             return -0.5  # it was the first
-        if (slot := index.find(before)) >= 0:
-            return slot + 0.5
-        message_id = before
+        for neighbour in neighbours:  # nearest first
+            if (slot := index.find(neighbour)) >= 0:
+                return slot + 0.5
+        for neighbour in neighbours:
+            if neighbour not in seen:
+                seen.add(neighbour)
+                todo.append(neighbour)
     return None
 
 
@@ -158,12 +162,6 @@ class MessageOps(RepoBase):
             result = rewrite_message(folder, message_id, edit, self.durable, every)
             if not result.found or result.stat is None:
                 return None
-            if every:  # a delete: where it stood, for cursors in any process (store/deleted.py)
-                try:
-                    deleted.record(folder, message_id, result.before)
-                except (OSError, NotAFile):  # the delete is done; only the note is missing
-                    log.warning("could not note the deletion of %s in thread %s", message_id,
-                                thread_id, exc_info=True)
             st = result.stat
             return result.data, FileState(ino=st.st_ino, size=len(result.data),
                                           mtime_ns=st.st_mtime_ns)

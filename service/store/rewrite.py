@@ -6,13 +6,17 @@ ones, a torn tail) are copied byte for byte; the result replaces the file atomic
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+from . import deleted
 from .files import NotAFile, open_file, remove_stale_temps, thread_locked, write_atomic
 from .layout import MESSAGES
 from .lines import scan
+
+log = logging.getLogger(__name__)
 
 # edit(old_line) -> new line bytes (no newline), or None to delete the line
 Edit = Callable[[bytes], bytes | None]
@@ -22,11 +26,11 @@ class Rewritten:
     __slots__ = ("before", "data", "found", "stat")
 
     def __init__(self, data: bytes, found: bool, stat: os.stat_result | None = None,
-                 before: str | None = None) -> None:
+                 before: list[str] | None = None) -> None:
         self.data = data
         self.found = found
         self.stat = stat  # the new file, taken while still holding the lock
-        self.before = before  # the id of the message just before the (first) edited line
+        self.before = before or []  # ids listed just before the (first) edited line
 
 
 def _read_all(fd: int) -> bytes:
@@ -34,6 +38,31 @@ def _read_all(fd: int) -> bytes:
     while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _listed_before(found: list[tuple[int, int, str]], message_id: str) -> list[str]:
+    """The ids listed just before the first line of `message_id`, nearest first (a line whose
+    id a later line repeats is not listed: the id names its last line)."""
+    last = {mid: i for i, (_, _, mid) in enumerate(found)}
+    first = next(i for i, (_, _, mid) in enumerate(found) if mid == message_id)
+    out: list[str] = []
+    for i in range(first - 1, -1, -1):
+        mid = found[i][2]
+        if last[mid] == i and mid != message_id:
+            out.append(mid)
+            if len(out) == deleted.BEFORE:
+                break
+    return out
+
+
+def _note_deleted(folder: Path, message_id: str, before: list[str]) -> None:
+    """Record where the message stood (store/deleted.py), before the rewrite replaces the file;
+    a failure leaves the delete to go on without the note."""
+    try:
+        if deleted.record(folder, message_id, before):
+            deleted.trim(folder)
+    except (OSError, NotAFile):
+        log.warning("could not note the deletion of %s in %s", message_id, folder, exc_info=True)
 
 
 def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
@@ -50,22 +79,19 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
             return Rewritten(b"", False)
         try:
             old = _read_all(fd)
-            lines: list[tuple[int, int]] = []
-            before = previous = None
-            for offset, length, mid, _run, _crc in scan(old):
-                if mid == message_id:
-                    if not lines:
-                        before = previous
-                    lines.append((offset, length))
-                elif mid is not None:
-                    previous = mid
+            found = [(offset, length, mid) for offset, length, mid, _run, _crc in scan(old)
+                     if mid is not None]
+            lines = [(offset, length) for offset, length, mid in found if mid == message_id]
             if not lines:
                 return Rewritten(old, False)
+            before = _listed_before(found, message_id)
             out: list[bytes] = []
             pos = 0
+            edits = []
             for offset, length in lines if every else lines[-1:]:
                 out.append(old[pos:offset])
                 new_line = edit(old[offset:offset + length])
+                edits.append(new_line)
                 if new_line is not None:
                     out.append(new_line + b"\n")
                 pos = offset + length + 1
@@ -74,6 +100,8 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
             # stays on it) until then, and just after.
             out.append(old[pos:] + _read_all(fd))
             remove_stale_temps(folder)  # left by a process that died mid-rewrite
+            if every and all(edit_result is None for edit_result in edits):
+                _note_deleted(folder, message_id, before)
             data = write_atomic(path, b"".join(out), durable, follow=lambda: _read_all(fd))
         finally:
             os.close(fd)

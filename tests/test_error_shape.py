@@ -186,7 +186,7 @@ async def test_an_image_url_that_is_no_uri_is_400_naming_the_field(env: Env) -> 
 @pytest.mark.parametrize(("sent", "stored"), [
     ("https://x.test/a.png?q=1#f", "https://x.test/a.png?q=1#f"),
     ("http://[::1]:8080/a.png", "http://[::1]:8080/a.png"),
-    ("https://x.test/?arr[]=1", "https://x.test/?arr[]=1"),
+    ("https://x.test/?arr[]=1", "https://x.test/?arr%5B%5D=1"),
     ("https://x.test/ä b.png\n", "https://x.test/%C3%A4%20b.png"),
     ("https://x.test/?q=a|b", "https://x.test/?q=a%7Cb"),
     ("data:image/png;base64,iVBO\r\nRw0K", "data:image/png;base64,iVBORw0K"),

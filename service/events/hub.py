@@ -318,14 +318,27 @@ class Hub:
         """Creation events for replay items whose messages exist. One another process journaled
         that this one has not indexed yet (its watcher has not caught up) is not gone: its
         thread is synced first, or it would be skipped now and dropped when it comes live (its
-        id is below what the replay sent)."""
-        events, missing = replay.events(self.catalog, self.journal, items, self.watermark)
-        if missing and self._sync is not None:
-            for thread_id in missing:
+        id is below what the replay sent). One indexed but not readable where the index says
+        (another process rewrote the file since) is synced for and read again; if it still is
+        not, the stream ends (`ReplayBehind`) before sending past it, and its client resumes."""
+        events, missing, stale = replay.events(self.catalog, self.journal, items, self.watermark)
+        for _ in range(SYNC_TRIES):
+            if not (missing or stale) or self._sync is None:
+                break
+            for thread_id in missing | stale:
                 with contextlib.suppress(Exception):
                     await self._sync(thread_id)
-            events, _ = replay.events(self.catalog, self.journal, items, self.watermark)
+            events, missing, stale = replay.events(self.catalog, self.journal, items,
+                                                   self.watermark)
+            missing = set()  # still not indexed after a sync: gone
+        if stale:
+            raise ReplayBehind(f"threads {sorted(stale)} are being rewritten")
         return events
+
+
+class ReplayBehind(RuntimeError):
+    """A replay could not read a message it must send (its thread is being rewritten by another
+    process): the stream ends and its client resumes from the last id it got."""
 
 
 def _from_first_new(events: list[tuple[int, Event]], sub: Subscription) -> list[Event]:

@@ -81,25 +81,34 @@ def _newest_given(index: MessageIndex, given: deque[str], below: int) -> int:
 
 
 def events(catalog: Catalog, journal: Journal, items: list[Replay], watermark: int
-           ) -> tuple[list[Event], set[str]]:
+           ) -> tuple[list[Event], set[str], set[str]]:
     """Creation events for replay items whose messages still exist, each once: a record that a
     later one of the same message superseded (it was deleted, then restored) is skipped. Only
     when this process knows the later one: one that has not read the journal that far since
     (no append of its own) must not skip the newer record for the older it remembers. Also
-    the threads of the messages not found (deleted, or not indexed here yet)."""
-    out, missing = [], set()
+    the threads of the messages not found (deleted, or not indexed here yet), and of those
+    indexed but not readable where the index says (another process rewrote the file since):
+    those must not be skipped, or they are lost to the stream (later live, below its ids)."""
+    out: list[Event] = []
+    missing: set[str] = set()
+    stale: set[str] = set()
     for journal_id, thread_id, message_id in items:
         if journal_id and (latest := journal.id_of(thread_id, message_id)) is not None \
                 and latest > journal_id:
             continue
         entry = catalog.get(thread_id)
-        data = message(catalog, entry, message_id) if entry is not None else None
-        if data is None:
+        slot = entry.messages.find(message_id) if entry is not None else -1
+        if entry is None or slot < 0:
             missing.add(thread_id)
+            continue
+        try:
+            data = message_bytes(catalog, entry, slot)
+        except (Stale, OSError):
+            stale.add(thread_id)
             continue
         event_id = str(journal_id) if journal_id else _position_id(message_id, watermark)
         out.append(Event(CREATED, event_id, data, thread_id, journal_id, message_id))
-    return out, missing
+    return out, missing, stale
 
 
 def message(catalog: Catalog, entry: ThreadEntry, message_id: str) -> bytes | None:

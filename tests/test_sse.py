@@ -1018,12 +1018,12 @@ def test_event_ids_never_go_down_in_the_hubs_order(tmp_path: Path) -> None:
 
 
 def test_a_resumed_stream_never_sends_a_lower_id_than_it_has(tmp_path: Path) -> None:
-    """A stream that replayed up to id 300 may get an update built before the replay ended
-    (id 200): it goes out as 300, and creations the replay sent are not sent again."""
+    """A stream that resumed from id 300 (or replayed up to it) may get an update another worker
+    built earlier (id 200): it goes out as 300, and creations up to 300 are not sent again."""
     from service.events.hub import CREATED, Event, Subscription
 
     sub = Subscription(None, 100)
-    sub.sent_upto = sub.high = 300
+    sub.resume_from(300)  # what it resumed from, or what its replay reached: the same here
     sub.go_live(lambda events: None, lambda: False)
     live = [Event(CREATED, "250", b"{}", "t1", 250, "m250"),
             Event("thread.message.updated", "200", b"{}", "t1", 0, "m1"),

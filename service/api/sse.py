@@ -152,7 +152,7 @@ async def _stream(request: web.Request, sub: Subscription,
         # Flush the headers now: a client (EventSource's onopen, a readiness check) should not
         # wait for the first event or ping to learn the stream is open.
         await _send(resp, sub, b": connected\n\n")
-        sub.sent_upto = last or 0
+        sub.resume_from(last or 0)
         async for items in replay or _nothing():  # bounded memory however far back
             if sub.closed:  # shutting down (or dropped): stop replaying
                 break

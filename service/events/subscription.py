@@ -98,6 +98,11 @@ class Subscription:
         self.gone = gone
         self.direct = direct
 
+    def resume_from(self, last: int) -> None:
+        """The client resumes after event `last`: creations up to it are not sent again, and no
+        event goes out under a lower id (another worker's update or deletion may carry one)."""
+        self.sent_upto = self.high = last
+
     def wanted(self, event: Event) -> bool:
         """False for a creation the stream's replay already sent."""
         return not (event.name == CREATED and (0 < event.journal_id <= self.sent_upto

@@ -272,6 +272,18 @@ class MessageIndex:
             self.canon = bytearray(self.canon)
             self._ids = bytearray(self._ids)
 
+    def listed_before(self, slot: int, count: int) -> list[str]:
+        """The ids of up to `count` listed slots before `slot`, nearest first (an earlier copy
+        of a repeated id is not listed): where a deleted message stood, for list cursors."""
+        self.holes()  # the earlier copies are known once the id table is (built now if small)
+        out: list[str] = []
+        before = slot - 1
+        while before >= 0 and len(out) < count:
+            if before not in self.shadowed:
+                out.append(self.id_at(before))
+            before -= 1
+        return out
+
     def end_of(self, slot: int) -> int:
         return self.starts[slot] + self.lengths[slot]
 

@@ -288,10 +288,7 @@ class Indexer:
             if slot not in old.shadowed and new.find(mid) < 0:
                 self._publish("thread.message.deleted", entry.id, mid, old.starts[slot],
                               old.lengths[slot], gen)
-                before = slot - 1  # the nearest listed: an earlier copy of a repeated id is not
-                while before >= 0 and before in old.shadowed:
-                    before -= 1
-                entry.gone[mid] = old.id_at(before) if before >= 0 else None
+                entry.gone[mid] = next(iter(old.listed_before(slot, 1)), None)
                 if len(entry.gone) > GONE_KEPT:
                     del entry.gone[next(iter(entry.gone))]
         for slot in range(len(new)):

@@ -152,14 +152,17 @@ class MessageOps(RepoBase):
                        ) -> None:
         entry = await self.thread(thread_id)
         await self._keep_date(entry)
-        if entry.messages.find(message_id) < 0:
+        if (slot := entry.messages.find(message_id)) < 0:
             synced = await self.indexer.sync(thread_id)  # it may be newer than the index
-            if synced is None or synced.messages.find(message_id) < 0:
+            if synced is None or (slot := synced.messages.find(message_id)) < 0:
                 raise message_not_found(message_id)
+            entry = synced
         folder = self.threads_dir / thread_id
+        # A delete notes where the message stood, for cursors in any process (store/deleted.py).
+        neighbours = entry.messages.listed_before(slot, deleted.BEFORE) if every else None
 
         def run() -> tuple[bytes, FileState] | None:
-            result = rewrite_message(folder, message_id, edit, self.durable, every)
+            result = rewrite_message(folder, message_id, edit, self.durable, every, neighbours)
             if not result.found or result.stat is None:
                 return None
             st = result.stat

@@ -23,14 +23,12 @@ Edit = Callable[[bytes], bytes | None]
 
 
 class Rewritten:
-    __slots__ = ("before", "data", "found", "stat")
+    __slots__ = ("data", "found", "stat")
 
-    def __init__(self, data: bytes, found: bool, stat: os.stat_result | None = None,
-                 before: list[str] | None = None) -> None:
+    def __init__(self, data: bytes, found: bool, stat: os.stat_result | None = None) -> None:
         self.data = data
         self.found = found
         self.stat = stat  # the new file, taken while still holding the lock
-        self.before = before or []  # ids listed just before the (first) edited line
 
 
 def _read_all(fd: int) -> bytes:
@@ -38,21 +36,6 @@ def _read_all(fd: int) -> bytes:
     while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _listed_before(found: list[tuple[int, int, str]], message_id: str) -> list[str]:
-    """The ids listed just before the first line of `message_id`, nearest first (a line whose
-    id a later line repeats is not listed: the id names its last line)."""
-    last = {mid: i for i, (_, _, mid) in enumerate(found)}
-    first = next(i for i, (_, _, mid) in enumerate(found) if mid == message_id)
-    out: list[str] = []
-    for i in range(first - 1, -1, -1):
-        mid = found[i][2]
-        if last[mid] == i and mid != message_id:
-            out.append(mid)
-            if len(out) == deleted.BEFORE:
-                break
-    return out
 
 
 def _note_deleted(folder: Path, message_id: str, before: list[str]) -> None:
@@ -66,11 +49,12 @@ def _note_deleted(folder: Path, message_id: str, before: list[str]) -> None:
 
 
 def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
-                    every: bool = False) -> Rewritten:
+                    every: bool = False, noted: list[str] | None = None) -> Rewritten:
     """Apply `edit` to the last line whose id is `message_id` (the one an id names when a damaged
     file repeats it), or with `every` to each such line (a delete: an older copy must not come
-    back as the message); the file is left untouched when no line has it. Returns the new
-    content so the caller can re-index without reading it again."""
+    back as the message); the file is left untouched when no line has it. With `noted` (the
+    ids listed before it), a delete is noted (store/deleted.py) before the new file replaces
+    the old. Returns the new content so the caller can re-index without reading it again."""
     path = folder / MESSAGES
     with thread_locked(folder):
         try:
@@ -79,20 +63,18 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
             return Rewritten(b"", False)
         try:
             old = _read_all(fd)
-            found = [(offset, length, mid) for offset, length, mid, _run, _crc in scan(old)
-                     if mid is not None]
-            lines = [(offset, length) for offset, length, mid in found if mid == message_id]
+            lines = [(offset, length) for offset, length, mid, _run, _crc in scan(old)
+                     if mid == message_id]
             if not lines:
                 return Rewritten(old, False)
-            before = _listed_before(found, message_id)
             out: list[bytes] = []
             pos = 0
-            edits = []
+            kept = False
             for offset, length in lines if every else lines[-1:]:
                 out.append(old[pos:offset])
                 new_line = edit(old[offset:offset + length])
-                edits.append(new_line)
                 if new_line is not None:
+                    kept = True
                     out.append(new_line + b"\n")
                 pos = offset + length + 1
             # A writer that does not take the lock (the Jan app) may have appended meanwhile,
@@ -100,10 +82,10 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
             # stays on it) until then, and just after.
             out.append(old[pos:] + _read_all(fd))
             remove_stale_temps(folder)  # left by a process that died mid-rewrite
-            if every and all(edit_result is None for edit_result in edits):
-                _note_deleted(folder, message_id, before)
+            if noted is not None and not kept:
+                _note_deleted(folder, message_id, noted)
             data = write_atomic(path, b"".join(out), durable, follow=lambda: _read_all(fd))
         finally:
             os.close(fd)
         stat = os.stat(path)
-    return Rewritten(data, True, stat, before)
+    return Rewritten(data, True, stat)

@@ -73,9 +73,7 @@ class MessageOps(RepoBase):
     async def create_message(self, thread_id: str, req: CreateMessage) -> bytes:
         entry = await self.thread(thread_id)
         line = self._new_line(thread_id, req, int(time.time()))
-        if entry.undated:
-            await self._keep_date(entry)
-            entry = await self.thread(thread_id)
+        await self._keep_date(entry)
         with self._folder_of(thread_id):
             offset = await self.writer(thread_id).append(line)
         if entry.tail.end < offset + len(line) + 1 or self.catalog.get(thread_id) is not entry:

@@ -1032,3 +1032,23 @@ def test_a_resumed_stream_never_sends_a_lower_id_than_it_has(tmp_path: Path) -> 
     assert [(e.name, e.id) for e in sent] == [
         ("thread.message.updated", "300"), (CREATED, "320"), ("thread.message.deleted", "320")]
     assert sent[0].frame.startswith(b"id: 300\n")
+
+
+async def test_an_update_from_a_worker_behind_goes_out_under_the_id_resumed_from(
+        start_server: Callable[..., Any]) -> None:
+    """A client resumes on worker two with an id worker one issued, which two has not read up to
+    yet; two's next update carries two's latest id, lower: it must go out under the id the
+    client resumed from, or a resume from it would replay creations the client already has."""
+    one, two = await start_server(watch=False), await start_server(watch=False)
+    thread = await new_thread(one)
+    first = await say(one, thread, "first")
+    async with aiohttp.ClientSession() as s, s.get(  # two indexes (and journals) first
+            two.make_url(f"/v1/threads/{thread}/messages/{first['id']}")) as resp:
+        assert resp.status == 200
+    _, later = await marker(one)  # a creation elsewhere, journaled by one only
+    async with stream(two, "/v1/events", {"Last-Event-ID": later}) as events:
+        await post(two, f"/v1/threads/{thread}/messages/{first['id']}",
+                   {"metadata": {"edited": "yes"}})
+        got = await events.until(lambda e: e.event == "thread.message.updated")
+    assert got.json["metadata"] == {"edited": "yes"}
+    assert int(got.id) >= int(later), (got.id, later)

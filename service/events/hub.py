@@ -315,30 +315,9 @@ class Hub:
         return replay.after_message(self.catalog, self.journal, entry, slot)
 
     async def replay_events(self, items: list[Replay]) -> list[Event]:
-        """Creation events for replay items whose messages exist. One another process journaled
-        that this one has not indexed yet (its watcher has not caught up) is not gone: its
-        thread is synced first, or it would be skipped now and dropped when it comes live (its
-        id is below what the replay sent). One indexed but not readable where the index says
-        (another process rewrote the file since) is synced for and read again; if it still is
-        not, the stream ends (`ReplayBehind`) before sending past it, and its client resumes."""
-        events, missing, stale = replay.events(self.catalog, self.journal, items, self.watermark)
-        for _ in range(SYNC_TRIES):
-            if not (missing or stale) or self._sync is None:
-                break
-            for thread_id in missing | stale:
-                with contextlib.suppress(Exception):
-                    await self._sync(thread_id)
-            events, missing, stale = replay.events(self.catalog, self.journal, items,
-                                                   self.watermark)
-            missing = set()  # still not indexed after a sync: gone
-        if stale:
-            raise ReplayBehind(f"threads {sorted(stale)} are being rewritten")
-        return events
-
-
-class ReplayBehind(RuntimeError):
-    """A replay could not read a message it must send (its thread is being rewritten by another
-    process): the stream ends and its client resumes from the last id it got."""
+        """Creation events for replay items whose messages exist (see `replay.built`)."""
+        return await replay.built(self.catalog, self.journal, items, self.watermark, self._sync,
+                                  SYNC_TRIES)
 
 
 def _from_first_new(events: list[tuple[int, Event]], sub: Subscription) -> list[Event]:

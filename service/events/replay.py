@@ -5,8 +5,9 @@ the journal is read in blocks, a thread's ids a chunk at a time, events built pe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ..index.catalog import Catalog, ThreadEntry
 from ..index.messages import MessageIndex
@@ -78,6 +79,34 @@ def _newest_given(index: MessageIndex, given: deque[str], below: int) -> int:
         if (slot := index.find(mid)) >= 0:
             return slot
     return max(below - len(given), -1)
+
+
+class ReplayBehind(RuntimeError):
+    """A replay could not read a message it must send (its thread is being rewritten by another
+    process): the stream ends and its client resumes from the last id it got."""
+
+
+async def built(catalog: Catalog, journal: Journal, items: list[Replay], watermark: int,
+                sync: Callable[[str], Awaitable[object]] | None, tries: int) -> list[Event]:
+    """Creation events for replay items whose messages exist. One another process journaled
+    that this one has not indexed yet (its watcher has not caught up) is not gone: its thread
+    is synced first, or it would be skipped now and dropped when it comes live (its id is
+    below what the replay sent). One indexed but not readable where the index says (another
+    process rewrote the file since) is synced for and read again, up to `tries` times; if it
+    still is not, the stream ends (`ReplayBehind`) before sending past it, and its client
+    resumes."""
+    out, missing, stale = events(catalog, journal, items, watermark)
+    for _ in range(tries):
+        if not (missing or stale) or sync is None:
+            break
+        for thread_id in missing | stale:
+            with contextlib.suppress(Exception):
+                await sync(thread_id)
+        out, _, stale = events(catalog, journal, items, watermark)
+        missing = set()  # still not indexed after a sync: gone
+    if stale:
+        raise ReplayBehind(f"threads {sorted(stale)} are being rewritten")
+    return out
 
 
 def events(catalog: Catalog, journal: Journal, items: list[Replay], watermark: int

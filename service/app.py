@@ -29,6 +29,7 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[INDEXER].build()
     yield
     app[INDEXER].stop()
+    app[REPO].reader.close()
     app[CATALOG].close()
 
 

@@ -36,8 +36,10 @@ class _StateCollector(Collector):
     """Gauges and counters read from the live state at scrape time."""
 
     def __init__(self, catalog: Catalog, watch: WatchStats, sse_subscribers: Callable[[], int],
-                 changes: dict[str, int], peers: Peers | None) -> None:
+                 changes: dict[str, int], peers: Peers | None,
+                 disk_waits: Callable[[], int]) -> None:
         self.changes = changes
+        self.disk_waits = disk_waits
         self.peers = peers
         self.catalog = catalog
         self.watch = watch
@@ -59,6 +61,10 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("threadline_line_cache_bytes",
                                 "Bytes of normalized lines held (bounded by line_cache_mb).",
                                 value=cache.size)
+        yield CounterMetricFamily(
+            "threadline_read_disk_waits",
+            "Reads whose bytes the page cache no longer held, read by a thread while the event "
+            "loop went on (store/resident.py).", value=self.disk_waits())
         threads, messages, corrupt = self.catalog.stats()
         w = self.watch
         yield GaugeMetricFamily("threadline_index_ready", "1 once the start-up index is built.",
@@ -151,7 +157,8 @@ class RequestStats(Collector):
 
 class Metrics:
     def __init__(self, catalog: Catalog, feed: Feed, watch: WatchStats,
-                 sse_subscribers: Callable[[], int], peers: Peers | None = None) -> None:
+                 sse_subscribers: Callable[[], int], peers: Peers | None = None,
+                 disk_waits: Callable[[], int] = lambda: 0) -> None:
         self.registry = CollectorRegistry()
         self.requests = RequestStats()
         self.registry.register(self.requests)
@@ -161,7 +168,7 @@ class Metrics:
             "Time to write and fsync (per the fsync setting) one batch of appended lines.",
             buckets=LATENCY_BUCKETS, registry=self.registry)
         self.registry.register(_StateCollector(catalog, watch, sse_subscribers, self.changes,
-                                               peers))
+                                               peers, disk_waits))
         feed.subscribe(self._on_change)
 
     def _on_change(self, change: Change) -> None:

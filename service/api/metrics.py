@@ -17,5 +17,6 @@ def setup_metrics(app: web.Application) -> None:
     """Create the app's metrics over its state (call once the state is in place)."""
     hub = app[HUB]
     metrics = app[METRICS] = Metrics(app[CATALOG], app[FEED], app[WATCH],
-                                     lambda: len(hub.subscribers), app[REPO].peers)
+                                     lambda: len(hub.subscribers), app[REPO].peers,
+                                     lambda: app[REPO].reader.waits)
     app[REPO].on_append = metrics.fsync.observe

@@ -3,15 +3,16 @@ a page. A line already in canonical form is served as its stored bytes; any othe
 normalized (and the verdict is remembered per line, so each line is classified once).
 
 Reads are `os.pread` on the event loop: a deliberate small synchronous read of bytes the page
-cache holds, cheaper than a hop to a worker thread (see bench/ for the measurement).
+cache holds, cheaper than a hop to a worker thread (see bench/ for the measurement); bytes the
+page cache no longer holds are read by a thread instead (store/resident.py).
 """
 
 from __future__ import annotations
 
 from ..models import encoder
 from ..store import normalize, shapes
-from ..store.files import pread
 from ..store.lines import crc32, decode_object, line_id
+from ..store.resident import pread
 from . import canon
 from .cache import LineCache
 from .catalog import Catalog, ThreadEntry

@@ -29,6 +29,7 @@ from ..store import normalize
 from ..store.files import NotAFile, read_file, thread_locked, write_atomic
 from ..store.layout import THREAD_JSON
 from ..store.lines import decode_object_exact
+from ..store.resident import Reader
 from ..store.writer import ThreadWriter
 
 
@@ -69,6 +70,7 @@ class RepoBase:
         self.durable = config.fsync == "always"
         self._writers: dict[str, ThreadWriter] = {}
         self.on_append: Callable[[float], None] | None = None  # seconds per write+fsync (metrics)
+        self.reader = Reader()  # reads on the loop that never wait for the disk (resident.py)
 
     def writer(self, thread_id: str) -> ThreadWriter:
         w = self._writers.get(thread_id)
@@ -138,14 +140,14 @@ class RepoBase:
         if entry is None or (self.peers is not None and self.peers.behind(thread_id)):
             entry = await self.thread(thread_id)
         try:
-            return fn(entry, *args)
+            return await self.reader.call(fn, entry, *args)
         except (Stale, FileNotFoundError, UnknownMessage):
             pass
         synced = await self.indexer.sync(thread_id)
         if synced is None:
             raise thread_not_found(thread_id)
         try:
-            return fn(synced, *args)
+            return await self.reader.call(fn, synced, *args)
         except Stale:  # changed again while we synced: a writer is busy with it right now
             raise Unavailable("The thread is being rewritten by another process or program; retry.",
                               code="thread_busy") from None

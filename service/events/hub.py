@@ -7,10 +7,7 @@ stalled client never makes the server buffer without bound.
 
 Latency: the journal is written on the event loop when its lock is free (a worker-thread hop
 costs more than the write), and a batch's events are written straight to the subscribers' sockets
-(`Subscription.direct`). Writing to a socket costs the kernel about 10 µs however little Python
-runs around it, so a fan-out to 1,000 streams takes about 10 ms: it starts at a random stream (no
-stream is always served last) and lets the event loop run between slices of streams (a request
-waits a slice, not the whole fan-out).
+(`Subscription.direct`; fanout.py).
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,7 +23,7 @@ from functools import partial
 from ..feed import Change, Feed
 from ..index.catalog import Catalog, ThreadEntry
 from ..models import encoder
-from . import replay
+from . import fanout, replay
 from .catchup import unjournaled
 from .journal import Journal, Record
 from .order import HOLD_SECONDS, InOrder
@@ -42,10 +38,6 @@ POKE_SECONDS = 1.0
 # thread restored later, even after a restart, is a new creation).
 JOURNALED = (CREATED, "thread.message.deleted", "thread.deleted")
 SYNC_TRIES = 3  # syncs a message's event may wait for when the index is behind its file
-SLICE = 128  # streams written between two turns of the event loop during a fan-out
-# Turns of the event loop a create's answer takes from its write to its socket (the writer's
-# future, then its handler): a fan-out yields as many first, so it does not hold the answer back.
-ANSWER_TURNS = 2
 
 
 class Hub:
@@ -233,53 +225,9 @@ class Hub:
     async def fan_out(self, events: list[tuple[int, Event]]) -> None:
         """Hand a batch of (feed sequence number, event) to every stream it is for, in order.
         The next batch waits for this one, so no stream sees events out of order."""
-        subs = tuple(self.subscribers)
-        if not subs:
-            return
-        first = random.randrange(len(subs))
-        subs = subs[first:] + subs[:first]
-        every = [e for _, e in events]
-        by_thread: dict[str, list[Event]] = {}
-        for e in every:
-            by_thread.setdefault(e.thread_id, []).append(e)
-        oldest = min(seq for seq, _ in events)  # not the first: creations go in journal order
         self._inflight = events
         try:
-            for _ in range(ANSWER_TURNS):
-                await asyncio.sleep(0)
-            for start in range(0, len(subs), SLICE):
-                if start:
-                    await asyncio.sleep(0)  # let requests through: they wait a slice at most
-                # What to write, then the writes back to back (the kernel's work per write is
-                # most of a fan-out's time; this keeps the Python work out of its way).
-                writes: list[Write] = []
-                for sub in subs[start:start + SLICE]:
-                    if sub.after_seq >= oldest:  # live from a change within the batch on
-                        mine = _from_first_new(events, sub)
-                    elif sub.thread_id is None:
-                        mine = every
-                    else:
-                        mine = by_thread.get(sub.thread_id, [])
-                    if not mine:
-                        continue
-                    # Once it has had an event, every later batch is all its own (one held
-                    # and released later, though older in the feed, included).
-                    sub.after_seq = 0
-                    try:
-                        write = sub.push(mine)
-                    except Exception:  # one broken stream must not stop the others
-                        log.exception("event hub: could not hand events to a stream; closing it")
-                        sub.close()
-                        write = None
-                    if write is not None:
-                        writes.append(write)
-                    elif sub.closed:
-                        self.subscribers.pop(sub, None)
-                for send, data in writes:
-                    try:
-                        send(data)
-                    except Exception:  # a transport that broke since; its stream ends on its own
-                        log.debug("event hub: a stream's write failed", exc_info=True)
+            await fanout.deliver(self.subscribers, events)
         finally:
             self._inflight = []
 
@@ -319,12 +267,3 @@ class Hub:
         return await replay.built(self.catalog, self.journal, items, self.watermark, self._sync,
                                   SYNC_TRIES)
 
-
-def _from_first_new(events: list[tuple[int, Event]], sub: Subscription) -> list[Event]:
-    """A stream that went live during this batch: its events from the first one that came in
-    after it subscribed, on (in the batch's order, which is journal order: an older creation
-    released after a newer one must not be skipped, or a resume after the newer one misses it)."""
-    for i, (seq, _) in enumerate(events):
-        if seq > sub.after_seq:
-            return [e for _, e in events[i:] if sub.thread_id in (None, e.thread_id)]
-    return []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,31 +24,10 @@ from ..index.peers import Peers
 from ..index.reader import Stale
 from ..index.sync import Indexer
 from ..models import CreateMessage, Message, encoder, output_content
-from ..store import normalize
-from ..store.files import NotAFile, read_file, thread_locked, write_atomic
-from ..store.layout import THREAD_JSON
-from ..store.lines import decode_object_exact
+from ..store.files import NotAFile
 from ..store.resident import Reader
+from ..store.threadjson import pin_created
 from ..store.writer import ThreadWriter
-
-
-def thread_json_bytes(obj: dict[str, Any]) -> bytes:
-    # Jan writes thread.json pretty-printed; so do we, keeping its unknown fields.
-    return json.dumps(obj, indent=2, ensure_ascii=False).encode() + b"\n"
-
-
-def pin_created(folder: Path, created_at: int, durable: bool) -> None:
-    """Put `created_at` into a thread.json that gives no time (see `RepoBase._keep_date`); one
-    that is missing or does not parse is left alone."""
-    path = folder / THREAD_JSON
-    with thread_locked(folder):
-        try:
-            obj = decode_object_exact(read_file(path))
-        except (FileNotFoundError, NotAFile):
-            return
-        if obj is not None and not normalize.created_seconds(obj):
-            obj["created_at"] = created_at
-            write_atomic(path, thread_json_bytes(obj), durable)
 
 
 def list_envelope(data: bytes, first: str | None, last: str | None, more: bool) -> bytes:

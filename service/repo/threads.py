@@ -25,7 +25,8 @@ from ..store import normalize
 from ..store.files import NotAFile, fsync_dir, read_file, thread_locked, write_atomic
 from ..store.layout import MESSAGES, THREAD_JSON
 from ..store.lines import decode_object_exact
-from .base import RepoBase, list_envelope, thread_json_bytes
+from ..store.threadjson import thread_json_bytes
+from .base import RepoBase, list_envelope
 
 SETTLE_TRIES = 10
 SETTLE_SECONDS = 0.02

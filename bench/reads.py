@@ -44,6 +44,20 @@ def _probe(port: int, ds: data.Dataset) -> float:
         conn.close()
 
 
+def _disk_waits(port: int) -> int | None:
+    """Threadline's count of reads whose bytes the page cache had dropped (store/resident.py)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    for line in text.splitlines():
+        if line.startswith("threadline_read_disk_waits_total "):
+            return int(float(line.split()[1]))
+    return None
+
+
 def reads(cfg: Settings) -> list[Row]:
     rows: list[Row] = []
     hellos = [procs.hello(cfg.server_cpu, cfg.logs)]
@@ -77,6 +91,7 @@ def reads(cfg: Settings) -> list[Row]:
                     # A handler that does no store work: what the app's stack (routing,
                     # the gate around each handler) costs per request, against the ceiling.
                     cases.append(("healthz", tl, "path", ["/healthz"]))
+                waits_before = _disk_waits(tl.port)
                 for rep in range(cfg.repeats):
                     # Alternate the order so drift in the machine's load favours no one.
                     for case in cases if rep % 2 == 0 else cases[::-1]:
@@ -95,7 +110,12 @@ def reads(cfg: Settings) -> list[Row]:
                             if key.split()[1] in cfg.suites:
                                 procs.wait_idle([*hellos, *servers])
                                 go(key, wf, script, [*ids, *extra], conns, secs)
+                waits_after = _disk_waits(tl.port)
             res = {k: load.Result(v) for k, v in runs.items()}
+            served = sum(res[k].requests for k in ("get", "list asc", "list desc") if k in res)
+            waited = (f"{div(waits_after - waits_before, served):.0%} of its get/list requests "
+                      "read bytes the page cache had dropped"
+                      if waits_before is not None and waits_after is not None and served else "")
             cfg.raw.setdefault("reads", {})[label] = {k: [asdict(r) for r in v]
                                                       for k, v in runs.items()}
             ceiling = max(res[h.name].rps for h in hellos)
@@ -134,6 +154,8 @@ def reads(cfg: Settings) -> list[Row]:
                 elif wf_key in res and ds.messages > 10_000:
                     notes.append("whole-file: one run at -c2")
                 notes.append(f"ceiling: {ceiling_name}")
+                if waited:
+                    notes.append(waited)
                 rows.append(Row(key, label, rate(r.rps), rate(ceiling),
                                 rate(w) if wf_key in res else "—", pct(vh), times(vw),
                                 target, status, "; ".join(notes)))

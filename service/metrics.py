@@ -25,6 +25,7 @@ from prometheus_client.utils import floatToGoString
 from .feed import Change, Feed
 from .index.catalog import Catalog
 from .index.peers import Peers
+from .store.resident import Reader
 from .watch import WatchStats
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -37,9 +38,9 @@ class _StateCollector(Collector):
 
     def __init__(self, catalog: Catalog, watch: WatchStats, sse_subscribers: Callable[[], int],
                  changes: dict[str, int], peers: Peers | None,
-                 disk_waits: Callable[[], int]) -> None:
+                 reader: Reader | None) -> None:
         self.changes = changes
-        self.disk_waits = disk_waits
+        self.reader = reader
         self.peers = peers
         self.catalog = catalog
         self.watch = watch
@@ -61,10 +62,17 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("threadline_line_cache_bytes",
                                 "Bytes of normalized lines held (bounded by line_cache_mb).",
                                 value=cache.size)
-        yield CounterMetricFamily(
-            "threadline_read_disk_waits",
-            "Reads whose bytes the page cache no longer held, read by a thread while the event "
-            "loop went on (store/resident.py).", value=self.disk_waits())
+        if self.reader is not None:
+            yield CounterMetricFamily(
+                "threadline_read_disk_waits",
+                "Byte ranges of gets and list pages the page cache no longer held, read by a "
+                "reader thread while the event loop went on (store/resident.py).",
+                value=self.reader.loads)
+            yield CounterMetricFamily(
+                "threadline_read_loop_waits",
+                "Gets and list pages read on the event loop after all, their bytes dropped again "
+                "after each load or too scattered (store/resident.py).",
+                value=self.reader.fallbacks)
         threads, messages, corrupt = self.catalog.stats()
         w = self.watch
         yield GaugeMetricFamily("threadline_index_ready", "1 once the start-up index is built.",
@@ -158,7 +166,7 @@ class RequestStats(Collector):
 class Metrics:
     def __init__(self, catalog: Catalog, feed: Feed, watch: WatchStats,
                  sse_subscribers: Callable[[], int], peers: Peers | None = None,
-                 disk_waits: Callable[[], int] = lambda: 0) -> None:
+                 reader: Reader | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = RequestStats()
         self.registry.register(self.requests)
@@ -168,7 +176,7 @@ class Metrics:
             "Time to write and fsync (per the fsync setting) one batch of appended lines.",
             buckets=LATENCY_BUCKETS, registry=self.registry)
         self.registry.register(_StateCollector(catalog, watch, sse_subscribers, self.changes,
-                                               peers, disk_waits))
+                                               peers, reader))
         feed.subscribe(self._on_change)
 
     def _on_change(self, change: Change) -> None:

@@ -18,5 +18,5 @@ def setup_metrics(app: web.Application) -> None:
     hub = app[HUB]
     metrics = app[METRICS] = Metrics(app[CATALOG], app[FEED], app[WATCH],
                                      lambda: len(hub.subscribers), app[REPO].peers,
-                                     lambda: app[REPO].reader.waits)
+                                     app[REPO].reader)
     app[REPO].on_append = metrics.fsync.observe

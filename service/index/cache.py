@@ -28,8 +28,7 @@ class LineCache:
     def get(self, key: Key) -> bytes | None:
         value = self._items.get(key)
         if value is None:
-            self.misses += 1
-            return None
+            return None  # a miss is counted when its line is put (a read may miss twice)
         self.hits += 1
         self._items.move_to_end(key)
         return value
@@ -48,6 +47,7 @@ class LineCache:
         return out  # type: ignore[return-value]
 
     def put(self, key: Key, value: bytes) -> None:
+        self.misses += 1  # every put follows a miss: the line was just normalized
         if len(value) > self.max_bytes // 8:
             return  # one huge line must not flush everything else
         old = self._items.pop(key, None)

@@ -9,10 +9,12 @@ page cache no longer holds are read by a thread instead (store/resident.py).
 
 from __future__ import annotations
 
+from functools import partial
+
 from ..models import encoder
 from ..store import normalize, shapes
 from ..store.lines import crc32, decode_object, line_id
-from ..store.resident import pread
+from ..store.resident import each, pread
 from . import canon
 from .cache import LineCache
 from .catalog import Catalog, ThreadEntry
@@ -108,7 +110,7 @@ def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
     run = len(slots) == hi - lo + 1
     start, stop = index.starts[lo], index.end_of(hi)
     if not run and stop - start > 4 * sum(index.lengths[s] for s in slots) + 65536:
-        return b",".join([message_bytes(catalog, entry, s) for s in slots])
+        return b",".join(each([partial(message_bytes, catalog, entry, s) for s in slots]))
     if run and index.canon.count(NORMALIZE, lo, hi + 1) == len(slots):
         # Jan-shaped lines whose served form is cached need no read at all (as for a get).
         served = catalog.lines.get_run(entry.uid, entry.generation, slots)

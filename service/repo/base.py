@@ -118,17 +118,25 @@ class RepoBase:
         if entry is None or (self.peers is not None and self.peers.behind(thread_id)):
             entry = await self.thread(thread_id)
         try:
-            return await self.reader.call(fn, entry, *args)
+            return await self.reader.call(fn, entry, *args, again=self._still(entry))
         except (Stale, FileNotFoundError, UnknownMessage):
             pass
         synced = await self.indexer.sync(thread_id)
         if synced is None:
             raise thread_not_found(thread_id)
         try:
-            return await self.reader.call(fn, synced, *args)
+            return await self.reader.call(fn, synced, *args, again=self._still(synced))
         except Stale:  # changed again while we synced: a writer is busy with it right now
             raise Unavailable("The thread is being rewritten by another process or program; retry.",
                               code="thread_busy") from None
+
+    def _still(self, entry: ThreadEntry) -> Callable[[], None]:
+        """For a read that waited for the disk: raise Stale if the thread's entry was replaced
+        meanwhile (a rewrite, the thread deleted and made again), so it is not read again."""
+        def check() -> None:
+            if self.catalog.get(entry.id) is not entry:
+                raise Stale(entry.id)
+        return check
 
     def _slot(self, entry: ThreadEntry, message_id: str) -> int:
         slot = entry.messages.find(message_id)

@@ -4,13 +4,13 @@ A get or a list page reads its bytes with one `pread` on the event loop: a copy 
 cache, ~2 µs, cheaper than any hop to a thread. But the page cache does not keep a large file
 for ever: the kernel drops pages nobody read for a while (on this project's VMs a reclaim daemon
 pages out whatever went untouched for ~30 s), and a read of a dropped page waits for the disk,
-~60 µs here and far more on a busy disk, with the whole loop, every other client, waiting too.
+~60-100 µs here and far more on a busy disk, with the whole loop, every other client, waiting too.
 
-So a read path runs under `only_resident`: `pread` then asks the kernel for the bytes with
-`RWF_NOWAIT` (the page cache only; a miss starts the disk read and fails at once) and raises
-`NotResident` instead of waiting. `call` catches it, has a reader thread wait for those bytes
-(the disk reads of many requests then overlap), and runs the read again, now from memory.
-Elsewhere (worker threads, the SSE replay) `pread` is the plain blocking read.
+So a read path runs under `Reader.call`: `pread` then asks the kernel for the bytes with
+`RWF_NOWAIT` (the page cache only: on a miss the kernel starts the disk read and returns without
+waiting for it, ~6-30 µs) and raises `NotResident` instead of waiting. `call` has reader threads
+wait for those bytes (the disk reads of many requests overlap) and runs the read again, now from
+memory. Elsewhere (worker threads, the SSE replay) `pread` is the plain blocking read.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from . import files
 
 T = TypeVar("T")
 
-TRIES = 3  # reads from memory tried before one that may wait (the pages went again meanwhile)
+REPEATS = 2  # misses of the same bytes, each loaded again, before a read that may wait
+LOADS = 64  # loads for one call (a read of many scattered lines) before a read that may wait
 READERS = 16  # threads waiting for the disk at once: enough to keep a disk's queue busy
 
 _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)  # None: not Linux, or too old a Python
@@ -36,19 +37,38 @@ _only_resident: contextvars.ContextVar[bool] = contextvars.ContextVar("only_resi
                                                                       default=False)
 
 
+Range = tuple[int, int, int]  # (fd, length, offset)
+
+
 class NotResident(Exception):
-    """The bytes asked for are not all in the page cache: reading them would wait for the disk."""
+    """Bytes asked for are not all in the page cache: reading them would wait for the disk."""
 
-    def __init__(self, fd: int, length: int, offset: int) -> None:
-        super().__init__(fd, length, offset)
-        self.fd, self.length, self.offset = fd, length, offset
+    def __init__(self, ranges: list[Range]) -> None:
+        super().__init__(ranges)
+        self.ranges = ranges
 
-    def load(self) -> None:
-        """Read the bytes (in a reader thread), so that they are in the page cache. The
-        descriptor may have been closed and even reused meanwhile (a rewrite, the open-file
-        limit): the read then fails or warms the wrong pages, and the retry finds out."""
-        with contextlib.suppress(OSError):
-            files.pread(self.fd, self.length, self.offset)
+
+def load(fd: int, length: int, offset: int) -> None:
+    """Read the bytes (in a reader thread), so that they are in the page cache. The descriptor
+    may have been closed and even reused meanwhile (a rewrite, the open-file limit): the read
+    then fails or warms the wrong pages, and the retry finds out."""
+    with contextlib.suppress(OSError):
+        files.pread(fd, length, offset)
+
+
+def each(fns: list[Callable[[], T]]) -> list[T]:
+    """Every `fn()`, and under `Reader.call` the bytes all of them missed in one `NotResident`
+    (a read of scattered lines then waits for their disk reads together, not one after another)."""
+    out: list[T] = []
+    missed: list[Range] = []
+    for fn in fns:
+        try:
+            out.append(fn())
+        except NotResident as exc:
+            missed += exc.ranges
+    if missed:
+        raise NotResident(missed)
+    return out
 
 
 def pread(fd: int, length: int, offset: int) -> bytes:
@@ -60,15 +80,17 @@ def pread(fd: int, length: int, offset: int) -> bytes:
     try:
         got = os.preadv(fd, [buf], offset, _NOWAIT)
     except BlockingIOError:
-        raise NotResident(fd, length, offset) from None
+        raise NotResident([(fd, length, offset)]) from None
     except OSError as exc:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
             raise
         _NOWAIT = None  # a file system that cannot tell: plain reads from now on
         return files.pread(fd, length, offset)
-    if got != length and offset + got < os.fstat(fd).st_size:
-        raise NotResident(fd, length, offset)  # part of the range is cached, part is not
-    return bytes(buf) if got == length else bytes(buf[:got])  # short: the file ends sooner
+    if got == length:
+        return buf  # type: ignore[return-value]  # a bytearray: every reader takes one, no copy
+    if offset + got < os.fstat(fd).st_size:
+        raise NotResident([(fd, length, offset)])  # part of the range is cached, part is not
+    return bytes(buf[:got])  # short: the file ends sooner (rewritten: the caller finds out)
 
 
 class Reader:
@@ -76,21 +98,35 @@ class Reader:
 
     def __init__(self, threads: int = READERS) -> None:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="threadline-read")
-        self.waits = 0  # reads that had to wait for the disk (a metric)
+        self.loads = 0  # ranges read by reader threads (a metric)
+        self.fallbacks = 0  # calls that read on the loop after all, bytes missing again (metric)
 
-    async def call(self, fn: Callable[..., T], *args: object) -> T:
+    async def call(self, fn: Callable[..., T], *args: object,
+                   again: Callable[[], None] | None = None) -> T:
+        """`fn(*args)`, its misses loaded by threads and then run again; `again()` first checks
+        that what `args` name is still current after the wait (it raises if not)."""
         loop = asyncio.get_running_loop()
-        for _ in range(TRIES):
+        seen: dict[Range, int] = {}
+        loads = 0
+        while True:
             token = _only_resident.set(True)
             try:
                 return fn(*args)
             except NotResident as exc:
-                miss = exc
+                ranges = exc.ranges
             finally:
                 _only_resident.reset(token)
-            self.waits += 1
-            await loop.run_in_executor(self._pool, miss.load)
-        return fn(*args)  # evicted again each time (memory is that short): wait on the loop
+            for r in ranges:
+                seen[r] = seen.get(r, 0) + 1
+            loads += len(ranges)
+            if loads > LOADS or max(seen[r] for r in ranges) > REPEATS:
+                break  # memory is that short, or the read that scattered: let it wait
+            self.loads += len(ranges)
+            await asyncio.gather(*(loop.run_in_executor(self._pool, load, *r) for r in ranges))
+            if again is not None:
+                again()
+        self.fallbacks += 1
+        return fn(*args)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

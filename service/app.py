@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -16,6 +18,7 @@ from .events.journal import Journal
 from .feed import Feed
 from .index.catalog import Catalog
 from .index.peers import Peers, Stamps
+from .index.prover import prove
 from .index.sync import Indexer
 from .keys import CATALOG, CONFIG, FEED, HUB, INDEXER, REPO, WATCH
 from .repo import Repository
@@ -25,9 +28,15 @@ log = logging.getLogger(__name__)
 
 
 async def index_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Build the index before the server accepts traffic; close read descriptors at the end."""
+    """Build the index before the server accepts traffic, then decide which lines are canonical
+    in the background (index/prover.py); close read descriptors at the end."""
     await app[INDEXER].build()
+    proving = asyncio.create_task(prove(app[CATALOG], app[INDEXER].tables_built(),
+                                        app[REPO].reader.call))
     yield
+    proving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await proving
     app[INDEXER].stop()
     app[REPO].reader.close()
     app[CATALOG].close()
@@ -73,7 +82,7 @@ def create_app(config: Config, stamps: Stamps | None = None) -> web.Application:
     app[REPO] = Repository(config, catalog, indexer, peers)
     app[WATCH] = WatchStats()
     app[HUB] = Hub(catalog, feed, Journal(config.data_dir), config.sse_queue_limit,
-                   config.sse_queue_mb << 20, indexer.sync)
+                   config.sse_queue_mb << 20, indexer.sync, app[REPO].reader.call)
     setup_metrics(app)
     if config.cors_origins:
         setup_cors(app)

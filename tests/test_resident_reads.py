@@ -22,11 +22,13 @@ import openai
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from service.index.messages import UNKNOWN
 from service.index.reader import Stale, stored_line
 from service.keys import CATALOG, REPO
 from service.store import resident
 
 from .jan import jan_message, jan_thread, write_thread
+from .sse import SseReader
 from .watchkit import wait_for
 
 
@@ -60,6 +62,14 @@ def drop_cached(path: Path) -> None:
         os.close(fd)
     if any(resident_pages(path)):
         pytest.skip(f"the file system under {path} keeps its pages (tmpfs?): nothing to drop")
+
+
+async def proven(app: Any) -> None:
+    """Wait till the background prover (index/prover.py) has read every thread: its reads
+    go through the same reader and would count as loads, and bring dropped pages back."""
+    catalog = app[CATALOG]
+    await wait_for(lambda: all(e.messages.canon.count(UNKNOWN) == 0
+                               for e in catalog.threads.values()), what="lines decided")
 
 
 async def metric(server: TestServer, name: str) -> float:
@@ -117,6 +127,7 @@ async def test_jan_lines_that_left_memory_are_normalized_as_usual(
     write_thread(data_dir, "jan_1", jan_thread("jan_1"),
                  [jan_message(f"m{i}", "jan_1", f"text {i}") for i in range(30)])
     client = await open_client(watch=False)  # indexed at start-up; nothing reads it after
+    await proven(client.app)
     reader = client.app[REPO].reader
 
     async def page() -> None:
@@ -200,12 +211,14 @@ async def test_scattered_lines_that_left_memory_are_loaded_together(
 
     # With the line cache, a line missed on the first run is normalized once, on the second.
     cached = await open_client(watch=False)
+    await proven(cached.app)
     drop_cached(path)
     resp = await cached.get(url)
     assert [m["id"] for m in (await resp.json())["data"]] == expected
     assert cached.app[CATALOG].lines.misses == 20
 
     client = await open_client(watch=False, line_cache_mb=0)  # every page read reads them all
+    await proven(client.app)
     reader = client.app[REPO].reader
 
     async def page() -> None:
@@ -240,3 +253,30 @@ async def test_a_read_that_waited_does_not_go_on_with_a_replaced_entry(
         repo._still(old)()
     resp = await client.get("/v1/threads/jan_1/messages/m2")
     assert resp.status == 200
+
+
+async def test_a_replay_whose_lines_left_memory_sends_every_message(
+        start_server: Callable[..., Any], data_dir: Path) -> None:
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"),
+                 [jan_message(f"m{i:03d}", "jan_1", f"text {i} " + "x" * 1000)
+                  for i in range(300)])
+    server = await start_server(watch=False)
+    await proven(server.app)
+    reader = server.app[REPO].reader
+
+    async def replay() -> None:
+        got = []
+        async with aiohttp.ClientSession() as s, s.get(
+                server.make_url("/v1/threads/jan_1/events?after=m000")) as resp:
+            assert resp.status == 200
+            events = SseReader(resp)
+            while len(got) < 299:
+                ev = await events.next()
+                got.append(ev.json["content"][0]["text"]["value"].split()[1])
+        assert got == [str(i) for i in range(1, 300)]
+        assert reader.fallbacks == 0
+
+    async def loads() -> float:
+        return reader.loads
+    assert await until_loaded(data_dir / "threads" / "jan_1" / "messages.jsonl", replay,
+                              loads) >= 1

@@ -43,8 +43,10 @@ SYNC_TRIES = 3  # syncs a message's event may wait for when the index is behind 
 class Hub:
     def __init__(self, catalog: Catalog, feed: Feed, journal: Journal, limit: int,
                  limit_bytes: int = 8 << 20,
-                 sync: Callable[[str], Awaitable[object]] | None = None) -> None:
+                 sync: Callable[[str], Awaitable[object]] | None = None,
+                 read: replay.Read = replay.plain) -> None:
         self.catalog = catalog
+        self._read = read  # runs a replay's reads (Reader.call: no disk waits on the loop)
         self.journal = journal
         self.order = InOrder(journal)
         self._sync = sync  # index a thread now (for another process's creation to come sooner)
@@ -265,5 +267,5 @@ class Hub:
     async def replay_events(self, items: list[Replay]) -> list[Event]:
         """Creation events for replay items whose messages exist (see `replay.built`)."""
         return await replay.built(self.catalog, self.journal, items, self.watermark, self._sync,
-                                  SYNC_TRIES)
+                                  SYNC_TRIES, self._read)
 

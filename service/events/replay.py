@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from ..index.catalog import Catalog, ThreadEntry
 from ..index.messages import MessageIndex
 from ..index.reader import Stale, message_bytes
+from ..store.resident import NotResident, Range
 from .journal import Journal
 from .subscription import CREATED, Event
 
@@ -22,6 +23,12 @@ HISTORY = 4096  # ids of an ?after= replay remembered to find its place again af
 # journaled too long ago to be remembered): its position in the thread, `0:<message id>`. Sent
 # back as Last-Event-ID to the thread's stream, it resumes after that message.
 POSITION_ID = "0:"
+Built = tuple[list[Event], set[str], set[str]]
+Read = Callable[..., Awaitable[Built]]  # runs `events` (Reader.call, or `plain`)
+
+
+async def plain(fn: Callable[..., Built], *args: object) -> Built:
+    return fn(*args)
 
 
 async def since(journal: Journal, event_id: int, thread_id: str | None
@@ -87,30 +94,31 @@ class ReplayBehind(RuntimeError):
 
 
 async def built(catalog: Catalog, journal: Journal, items: list[Replay], watermark: int,
-                sync: Callable[[str], Awaitable[object]] | None, tries: int) -> list[Event]:
+                sync: Callable[[str], Awaitable[object]] | None, tries: int,
+                read: Read = plain) -> list[Event]:
     """Creation events for replay items whose messages exist. One another process journaled
     that this one has not indexed yet (its watcher has not caught up) is not gone: its thread
     is synced first, or it would be skipped now and dropped when it comes live (its id is
     below what the replay sent). One indexed but not readable where the index says (another
     process rewrote the file since) is synced for and read again, up to `tries` times; if it
     still is not, the stream ends (`ReplayBehind`) before sending past it, and its client
-    resumes."""
-    out, missing, stale = events(catalog, journal, items, watermark)
+    resumes. `read` runs the reads (a `Reader.call`: bytes the page cache dropped are loaded
+    by threads, all of a chunk's at once, not waited for on the loop)."""
+    out, missing, stale = await read(events, catalog, journal, items, watermark)
     for _ in range(tries):
         if not (missing or stale) or sync is None:
             break
         for thread_id in missing | stale:
             with contextlib.suppress(Exception):
                 await sync(thread_id)
-        out, _, stale = events(catalog, journal, items, watermark)
+        out, _, stale = await read(events, catalog, journal, items, watermark)
         missing = set()  # still not indexed after a sync: gone
     if stale:
         raise ReplayBehind(f"threads {sorted(stale)} are being rewritten")
     return out
 
 
-def events(catalog: Catalog, journal: Journal, items: list[Replay], watermark: int
-           ) -> tuple[list[Event], set[str], set[str]]:
+def events(catalog: Catalog, journal: Journal, items: list[Replay], watermark: int) -> Built:
     """Creation events for replay items whose messages still exist, each once: a record that a
     later one of the same message superseded (it was deleted, then restored) is skipped. Only
     when this process knows the later one: one that has not read the journal that far since
@@ -121,6 +129,7 @@ def events(catalog: Catalog, journal: Journal, items: list[Replay], watermark: i
     out: list[Event] = []
     missing: set[str] = set()
     stale: set[str] = set()
+    dropped: list[Range] = []  # under Reader.call: bytes to load before a second run
     for journal_id, thread_id, message_id in items:
         if journal_id and (latest := journal.id_of(thread_id, message_id)) is not None \
                 and latest > journal_id:
@@ -132,11 +141,16 @@ def events(catalog: Catalog, journal: Journal, items: list[Replay], watermark: i
             continue
         try:
             data = message_bytes(catalog, entry, slot)
+        except NotResident as exc:
+            dropped += exc.ranges
+            continue
         except (Stale, OSError):
             stale.add(thread_id)
             continue
         event_id = str(journal_id) if journal_id else _position_id(message_id, watermark)
         out.append(Event(CREATED, event_id, data, thread_id, journal_id, message_id))
+    if dropped:
+        raise NotResident(dropped)
     return out, missing, stale
 
 

@@ -131,6 +131,27 @@ def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
     return b",".join(out)
 
 
+def classify(catalog: Catalog, entry: ThreadEntry, lo: int, hi: int) -> None:
+    """Decide, ahead of any request, which of slots lo..hi are canonical lines (index/prover.py):
+    one read of their range, one test for a page of canonical ones, else line by line (a line
+    not opening the way a canonical one does is ruled out by its first bytes)."""
+    index = entry.messages
+    start, stop = index.starts[lo], index.end_of(hi)
+    buf = pread(catalog.read_fd(entry), stop - start, start)
+    if len(buf) != stop - start:
+        raise Stale(entry.id)
+    if _all_canonical(entry, lo, hi, buf):
+        return
+    flags = index.canon
+    for s in range(lo, hi + 1):
+        if flags[s] == UNKNOWN:
+            at = index.starts[s] - start
+            raw = buf[at:at + index.lengths[s]]
+            if crc32(raw) != index.crcs[s]:
+                raise Stale(entry.id)  # rewritten under the index: a sync comes
+            flags[s] = CANONICAL if canon.line(raw, entry.id, index.key_at(s)) else NORMALIZE
+
+
 def _all_canonical(entry: ThreadEntry, lo: int, hi: int, buf: bytes) -> bool:
     """Whether slots lo..hi, read into `buf`, are all canonical lines, one per line: known to be,
     or, when none is known not to be, found to be now (one test for the page)."""

@@ -123,6 +123,11 @@ class Indexer:
             except Exception:  # a lookup builds that one itself
                 log.exception("building the id table of thread %s", thread_id)
 
+    async def tables_built(self) -> None:
+        """Wait till the id tables the start-up build left out are built."""
+        if self._tables is not None:
+            await asyncio.shield(self._tables)
+
     def stop(self) -> None:
         """Stop background work (the id tables still to build) at shutdown."""
         if self._tables is not None:

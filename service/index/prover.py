@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from .catalog import Catalog, ThreadEntry
 from .messages import UNKNOWN
@@ -38,16 +39,22 @@ async def prove(catalog: Catalog, tables: Awaitable[None], read: Read) -> None:
             log.debug("proving lines of thread %s", entry.id, exc_info=True)
 
 
+def _current(catalog: Catalog, entry: ThreadEntry, index: object) -> None:
+    """The thread was not rewritten or deleted since its lines began to be decided."""
+    if catalog.get(entry.id) is not entry or entry.messages is not index:
+        raise Stale(entry.id)
+
+
 async def _thread(catalog: Catalog, entry: ThreadEntry, read: Read) -> None:
     index, lo = entry.messages, 0
+    again = partial(_current, catalog, entry, index)
     while lo < len(index):
-        if catalog.get(entry.id) is not entry or entry.messages is not index:
-            return  # rewritten or deleted since: its new index is decided by its reads
         hi = min(lo + SLICE, len(index)) - 1
-        if index.canon.count(UNKNOWN, lo, hi + 1):
-            try:
-                await read(classify, catalog, entry, lo, hi)
-            except (Stale, OSError, ValueError):
-                return
+        try:
+            again()  # rewritten or deleted since: its new index is decided by its reads
+            if index.canon.count(UNKNOWN, lo, hi + 1):
+                await read(classify, catalog, entry, lo, hi, again=again)
+        except (Stale, OSError, ValueError):
+            return
         lo = hi + 1
         await asyncio.sleep(0)

@@ -25,7 +25,7 @@ from ..index.reader import Stale
 from ..index.sync import Indexer
 from ..models import CreateMessage, Message, encoder, output_content
 from ..store.files import NotAFile
-from ..store.resident import Reader
+from ..store.resident import NotResident, Reader, attempt
 from ..store.threadjson import pin_created
 from ..store.writer import ThreadWriter
 
@@ -118,7 +118,11 @@ class RepoBase:
         if entry is None or (self.peers is not None and self.peers.behind(thread_id)):
             entry = await self.thread(thread_id)
         try:
-            return await self.reader.call(fn, entry, *args, again=self._still(entry))
+            try:
+                return attempt(fn, entry, *args)  # from memory: no coroutine on the common path
+            except NotResident as miss:
+                return await self.reader.after_miss(miss, fn, entry, *args,
+                                                    again=self._still(entry))
         except (Stale, FileNotFoundError, UnknownMessage):
             pass
         synced = await self.indexer.sync(thread_id)

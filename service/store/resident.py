@@ -93,6 +93,17 @@ def pread(fd: int, length: int, offset: int) -> bytes:
     return bytes(buf[:got])  # short: the file ends sooner (rewritten: the caller finds out)
 
 
+def attempt(fn: Callable[..., T], *args: object) -> T:
+    """`fn(*args)` reading from memory only: `NotResident` names what it would have waited for.
+    The fast path of `Reader.call` (no coroutine, no allocation), for callers that go on to
+    `Reader.after_miss` themselves."""
+    token = _only_resident.set(True)
+    try:
+        return fn(*args)
+    finally:
+        _only_resident.reset(token)
+
+
 class Reader:
     """Runs read paths on the loop, from memory only, with their disk reads in threads."""
 
@@ -105,17 +116,19 @@ class Reader:
                    again: Callable[[], None] | None = None) -> T:
         """`fn(*args)`, its misses loaded by threads and then run again; `again()` first checks
         that what `args` name is still current after the wait (it raises if not)."""
+        try:
+            return attempt(fn, *args)
+        except NotResident as miss:
+            return await self.after_miss(miss, fn, *args, again=again)
+
+    async def after_miss(self, miss: NotResident, fn: Callable[..., T], *args: object,
+                         again: Callable[[], None] | None = None) -> T:
+        """`call`, once `fn(*args)` has missed `miss`."""
         loop = asyncio.get_running_loop()
         seen: dict[Range, int] = {}
         loads = 0
+        ranges = miss.ranges
         while True:
-            token = _only_resident.set(True)
-            try:
-                return fn(*args)
-            except NotResident as exc:
-                ranges = exc.ranges
-            finally:
-                _only_resident.reset(token)
             for r in ranges:
                 seen[r] = seen.get(r, 0) + 1
             loads += len(ranges)
@@ -125,6 +138,10 @@ class Reader:
             await asyncio.gather(*(loop.run_in_executor(self._pool, load, *r) for r in ranges))
             if again is not None:
                 again()
+            try:
+                return attempt(fn, *args)
+            except NotResident as exc:
+                ranges = exc.ranges
         self.fallbacks += 1
         return fn(*args)
 

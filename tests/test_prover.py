@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from service.index import prover
 from service.index.messages import CANONICAL, NORMALIZE, UNKNOWN
 from service.keys import CATALOG
 
@@ -41,3 +42,27 @@ async def test_lines_of_threads_there_at_start_up_are_decided_before_any_read(
     assert page[5] == {**json.loads(lines[150]), "thread_id": "thread_c"}
     resp = await client.get("/v1/threads/jan_q/messages/j7")
     assert (await resp.json())["content"][0]["text"]["value"] == "jan 7"
+
+
+async def test_a_slice_is_bounded_by_lines_and_bytes_and_a_long_line_is_left_to_its_read(
+        open_client: Callable[..., Any], data_dir: Path) -> None:
+    lines = [canonical_line(f"msg_{i:03}", "thread_l", f"line {i}") for i in range(200)]
+    lines[120] = canonical_line("msg_120", "thread_l", "y" * (prover.LONG_LINE + 10))
+    write_thread(data_dir, "thread_l", {"id": "thread_l", "created_at": 1}, lines)
+    client = await open_client(watch=False)
+    index = client.app[CATALOG].get("thread_l").messages
+    await wait_for(lambda: index.canon.count(UNKNOWN) == 1, what="every other line decided")
+    assert index.canon[120] == UNKNOWN  # the long one: decided at its first read
+    assert prover.slice_end(index, 0) == prover.SLICE - 1  # 64 short lines
+    assert prover.slice_end(index, 100) == 119  # stops before the long line
+    assert prover.slice_end(index, 120) == 120  # which is a slice of its own
+    resp = await client.get("/v1/threads/thread_l/messages/msg_120")
+    assert resp.status == 200 and index.canon[120] == CANONICAL
+    # Lines of ~10 KB: the byte budget ends the slice before the line count does.
+    wide = [canonical_line(f"msg_{i:03}", "thread_w", "w" * 10_000) for i in range(100)]
+    write_thread(data_dir, "thread_w", {"id": "thread_w", "created_at": 2}, wide)
+    client = await open_client(watch=False)
+    index = client.app[CATALOG].get("thread_w").messages
+    hi = prover.slice_end(index, 0)
+    assert hi < prover.SLICE - 1
+    assert index.end_of(hi) - index.starts[0] <= prover.SLICE_BYTES < index.end_of(hi + 1)

@@ -81,16 +81,19 @@ async def metric(server: TestServer, name: str) -> float:
 
 
 async def until_loaded(path: Path, read: Callable[[], Awaitable[None]],
-                       loads: Callable[[], Awaitable[float]], tries: int = 20) -> float:
+                       loads: Callable[[], Awaitable[float]], tries: int = 50) -> float:
     """Drop the file's pages and `read()` until a read had to load (see the module's doc):
-    the loads that read took."""
+    the loads that read took. Every try's `read()` checks its answer. If the disk answered
+    every try within the non-blocking call (seen under heavy load), there is no miss to
+    observe: the test says so as a skip, not a pass."""
     for _ in range(tries):
         before = await loads()
         drop_cached(path)
         await read()
         if (taken := await loads() - before) > 0:
             return taken
-    raise AssertionError(f"{tries} reads of dropped pages, none missed the page cache")
+    pytest.skip(f"{tries} reads of dropped pages were all answered within the RWF_NOWAIT call "
+                "(a disk that fast leaves no miss to observe)")
 
 
 async def test_a_get_and_a_page_whose_bytes_left_memory_are_served(
@@ -126,7 +129,8 @@ async def test_jan_lines_that_left_memory_are_normalized_as_usual(
         open_client: Callable[..., Any], data_dir: Path) -> None:
     write_thread(data_dir, "jan_1", jan_thread("jan_1"),
                  [jan_message(f"m{i}", "jan_1", f"text {i}") for i in range(30)])
-    client = await open_client(watch=False)  # indexed at start-up; nothing reads it after
+    # Indexed at start-up, nothing reads it after; no line cache: every try reads the file.
+    client = await open_client(watch=False, line_cache_mb=0)
     await proven(client.app)
     reader = client.app[REPO].reader
 
@@ -260,7 +264,7 @@ async def test_a_replay_whose_lines_left_memory_sends_every_message(
     write_thread(data_dir, "jan_1", jan_thread("jan_1"),
                  [jan_message(f"m{i:03d}", "jan_1", f"text {i} " + "x" * 1000)
                   for i in range(300)])
-    server = await start_server(watch=False)
+    server = await start_server(watch=False, line_cache_mb=0)  # every try reads the file
     await proven(server.app)
     reader = server.app[REPO].reader
 
@@ -280,3 +284,44 @@ async def test_a_replay_whose_lines_left_memory_sends_every_message(
         return reader.loads
     assert await until_loaded(data_dir / "threads" / "jan_1" / "messages.jsonl", replay,
                               loads) >= 1
+
+
+async def test_after_a_miss_the_read_runs_again_and_gives_up_waiting_only_when_bytes_keep_going(
+        tmp_path: Path) -> None:
+    """`Reader.after_miss` alone, with misses that do not depend on the disk's speed: a read
+    function that reports its bytes missing as `resident.pread` does (the ranges it needs)."""
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 300_000)
+    fd = os.open(path, os.O_RDONLY)
+    reader = resident.Reader(threads=2)
+    try:
+        near = [(fd, 100, 1000 * i) for i in range(50)]  # 50 lines, 1 KB apart: one read
+        far = (fd, 100, 250_000)
+        runs: list[int] = []
+
+        def read(misses: int, ranges: list[tuple[int, int, int]]) -> str:
+            runs.append(1)
+            if len(runs) <= misses and resident._only_resident.get():  # as resident.pread
+                raise resident.NotResident(ranges)
+            return "read"
+        miss = resident.NotResident([*near, far])
+        assert await reader.after_miss(miss, read, 0, [*near, far]) == "read"
+        assert (reader.loads, reader.fallbacks, len(runs)) == (2, 0, 1)  # merged: 2 reads
+
+        checked: list[int] = []
+        runs.clear()
+        assert await reader.after_miss(miss, read, 1, [far], again=lambda: checked.append(1)) \
+            == "read"
+        assert (len(runs), len(checked), reader.fallbacks) == (2, 2, 0)  # checked after each
+
+        runs.clear()  # the same bytes missing after every load: read on the loop at last
+        assert await reader.after_miss(resident.NotResident([far]), read, 3, [far]) == "read"
+        assert (reader.fallbacks, len(runs)) == (1, 3)  # 2 tries from memory, then the wait
+
+        def gone() -> None:
+            raise Stale("t")
+        with pytest.raises(Stale):  # what the read names was replaced during the wait
+            await reader.after_miss(resident.NotResident([far]), read, 0, [far], again=gone)
+    finally:
+        reader.close()
+        os.close(fd)

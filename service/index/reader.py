@@ -131,13 +131,14 @@ def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
     return b",".join(out)
 
 
-def classify(catalog: Catalog, entry: ThreadEntry, lo: int, hi: int) -> None:
-    """Decide, ahead of any request, which of slots lo..hi are canonical lines (index/prover.py):
-    one read of their range, one test for a page of canonical ones, else line by line (a line
-    not opening the way a canonical one does is ruled out by its first bytes)."""
+def classify(fd: int, entry: ThreadEntry, lo: int, hi: int) -> None:
+    """Decide, ahead of any request, which of slots lo..hi are canonical lines (index/prover.py),
+    reading the thread's file through `fd`: one read of their range, one test for a page of
+    canonical ones, else line by line (a line not opening the way a canonical one does is ruled
+    out by its first bytes)."""
     index = entry.messages
     start, stop = index.starts[lo], index.end_of(hi)
-    buf = pread(catalog.read_fd(entry), stop - start, start)
+    buf = pread(fd, stop - start, start)
     if len(buf) != stop - start:
         raise Stale(entry.id)
     if _all_canonical(entry, lo, hi, buf):

@@ -29,7 +29,10 @@ from . import files
 T = TypeVar("T")
 
 REPEATS = 2  # misses of the same bytes, each loaded again, before a read that may wait
-LOADS = 64  # loads for one call (a read of many scattered lines) before a read that may wait
+LOADS = 256  # loads for one call (a read of many scattered lines) before a read that may wait
+GAP = 64 << 10  # missed ranges closer than this are loaded by one read (a replay's lines)
+SPAN = 4 << 20  # ... as long as that read stays this short
+MAX_READ = 0x7FFFF000  # the most one read(2) returns: a longer range is read in parts, waiting
 READERS = 16  # threads waiting for the disk at once: enough to keep a disk's queue busy
 
 _NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)  # None: not Linux, or too old a Python
@@ -56,6 +59,22 @@ def load(fd: int, length: int, offset: int) -> None:
         files.pread(fd, length, offset)
 
 
+def merged(ranges: list[Range]) -> list[Range]:
+    """The reads that load `ranges`: those of one file less than GAP apart become one read (the
+    lines of a replay or of a filtered page lie close together), at most SPAN long."""
+    out: list[Range] = []
+    for fd, length, offset in sorted(set(ranges), key=lambda r: (r[0], r[2])):
+        if out:
+            last_fd, last_length, last_offset = out[-1]
+            end = max(last_offset + last_length, offset + length)
+            if fd == last_fd and offset <= last_offset + last_length + GAP \
+                    and end - last_offset <= SPAN:
+                out[-1] = (fd, end - last_offset, last_offset)
+                continue
+        out.append((fd, length, offset))
+    return out
+
+
 def each(fns: list[Callable[[], T]]) -> list[T]:
     """Every `fn()`, and under `Reader.call` the bytes all of them missed in one `NotResident`
     (a read of scattered lines then waits for their disk reads together, not one after another)."""
@@ -74,7 +93,7 @@ def each(fns: list[Callable[[], T]]) -> list[T]:
 def pread(fd: int, length: int, offset: int) -> bytes:
     """`files.pread`, but under `only_resident` it raises `NotResident` rather than wait."""
     global _NOWAIT
-    if _NOWAIT is None or not _only_resident.get():
+    if _NOWAIT is None or not _only_resident.get() or length > MAX_READ:
         return files.pread(fd, length, offset)
     buf = bytearray(length)
     try:
@@ -131,11 +150,12 @@ class Reader:
         while True:
             for r in ranges:
                 seen[r] = seen.get(r, 0) + 1
-            loads += len(ranges)
+            reads = merged(ranges)
+            loads += len(reads)
             if loads > LOADS or max(seen[r] for r in ranges) > REPEATS:
                 break  # memory is that short, or the read that scattered: let it wait
-            self.loads += len(ranges)
-            await asyncio.gather(*(loop.run_in_executor(self._pool, load, *r) for r in ranges))
+            self.loads += len(reads)
+            await asyncio.gather(*(loop.run_in_executor(self._pool, load, *r) for r in reads))
             if again is not None:
                 again()
             try:

@@ -32,11 +32,13 @@ async def index_ctx(app: web.Application) -> AsyncIterator[None]:
     in the background (index/prover.py); close read descriptors at the end."""
     await app[INDEXER].build()
     proving = asyncio.create_task(prove(app[CATALOG], app[INDEXER].tables_built(),
-                                        app[REPO].reader.call))
+                                        app[REPO].reader.call)) \
+        if app[CONFIG].prove_lines else None
     yield
-    proving.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await proving
+    if proving is not None:
+        proving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await proving
     app[INDEXER].stop()
     app[REPO].reader.close()
     app[CATALOG].close()

@@ -59,6 +59,7 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     access_log: bool = False
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
     line_cache_mb: Annotated[int, Meta(ge=0)] = 64
+    prove_lines: bool = True
 
     @property
     def threads_dir(self) -> Path:

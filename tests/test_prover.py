@@ -66,3 +66,18 @@ async def test_a_slice_is_bounded_by_lines_and_bytes_and_a_long_line_is_left_to_
     hi = prover.slice_end(index, 0)
     assert hi < prover.SLICE - 1
     assert index.end_of(hi) - index.starts[0] <= prover.SLICE_BYTES < index.end_of(hi + 1)
+
+
+async def test_prove_lines_false_leaves_each_line_to_its_first_read(
+        open_client: Callable[..., Any], data_dir: Path) -> None:
+    lines = [canonical_line(f"msg_{i:03}", "thread_c", f"line {i}") for i in range(100)]
+    write_thread(data_dir, "thread_c", {"id": "thread_c", "created_at": 1}, lines)
+    on = await open_client(watch=False)
+    off = await open_client(watch=False, prove_lines=False)
+    proved = on.app[CATALOG].get("thread_c").messages
+    await wait_for(lambda: proved.canon.count(UNKNOWN) == 0, what="the default proves")
+    index = off.app[CATALOG].get("thread_c").messages
+    assert index.canon == bytes([UNKNOWN]) * 100  # while the other app proved all 100
+    resp = await off.get("/v1/threads/thread_c/messages/msg_007")
+    assert resp.status == 200 and index.canon[7] == CANONICAL
+    assert index.canon.count(UNKNOWN) == 99

@@ -92,8 +92,16 @@ def image() -> Iterator[str]:
     if SETUP.exists():  # idempotent: installs podman on a fresh CI machine, else a quick check
         run("bash", str(SETUP), timeout=900)
     assert shutil.which("podman"), f"no podman and no {SETUP} to set it up"
+    before = _image_id(IMAGE)
     podman("build", *build_args(), "-t", IMAGE, str(ROOT), timeout=1200)
+    if before and before != _image_id(IMAGE):  # the last run's image, untagged now: not kept
+        podman("rmi", before, check=False)
     yield IMAGE
+
+
+def _image_id(name: str) -> str:
+    proc = podman("image", "inspect", "--format", "{{.Id}}", name, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
 @pytest.fixture

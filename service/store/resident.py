@@ -10,7 +10,8 @@ So a read path runs under `Reader.call`: `pread` then asks the kernel for the by
 `RWF_NOWAIT` (the page cache only: on a miss the kernel starts the disk read and returns without
 waiting for it, ~6-30 µs) and raises `NotResident` instead of waiting. `call` has reader threads
 wait for those bytes (the disk reads of many requests overlap) and runs the read again, now from
-memory. Elsewhere (worker threads, the SSE replay) `pread` is the plain blocking read.
+memory. Gets, list pages, the SSE replay and the background prover read this way; elsewhere
+(worker threads, the live SSE path, whose lines were just written) `pread` is the plain read.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def each(fns: list[Callable[[], T]]) -> list[T]:
 
 
 def pread(fd: int, length: int, offset: int) -> bytes:
-    """`files.pread`, but under `only_resident` it raises `NotResident` rather than wait."""
+    """`files.pread`, but under `attempt` (`Reader.call`) it raises `NotResident` rather than
+    wait for the disk."""
     global _NOWAIT
     if _NOWAIT is None or not _only_resident.get() or length > MAX_READ:
         return files.pread(fd, length, offset)

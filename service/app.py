@@ -83,8 +83,8 @@ def create_app(config: Config, stamps: Stamps | None = None) -> web.Application:
     peers = Peers(stamps, indexer) if stamps is not None else None
     app[REPO] = Repository(config, catalog, indexer, peers)
     app[WATCH] = WatchStats()
-    app[HUB] = Hub(catalog, feed, Journal(config.data_dir), config.sse_queue_limit,
-                   config.sse_queue_mb << 20, indexer.sync, app[REPO].reader.call)
+    app[HUB] = Hub(catalog, feed, Journal(config.data_dir), app[REPO].reader.call,
+                   config.sse_queue_limit, config.sse_queue_mb << 20, indexer.sync)
     setup_metrics(app)
     if config.cors_origins:
         setup_cors(app)

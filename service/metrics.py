@@ -37,8 +37,7 @@ class _StateCollector(Collector):
     """Gauges and counters read from the live state at scrape time."""
 
     def __init__(self, catalog: Catalog, watch: WatchStats, sse_subscribers: Callable[[], int],
-                 changes: dict[str, int], peers: Peers | None,
-                 reader: Reader | None) -> None:
+                 changes: dict[str, int], peers: Peers | None, reader: Reader) -> None:
         self.changes = changes
         self.reader = reader
         self.peers = peers
@@ -62,17 +61,14 @@ class _StateCollector(Collector):
         yield GaugeMetricFamily("threadline_line_cache_bytes",
                                 "Bytes of normalized lines held (bounded by line_cache_mb).",
                                 value=cache.size)
-        if self.reader is not None:
-            yield CounterMetricFamily(
-                "threadline_read_disk_waits",
-                "Byte ranges of gets and list pages the page cache no longer held, read by a "
-                "reader thread while the event loop went on (store/resident.py).",
-                value=self.reader.loads)
-            yield CounterMetricFamily(
-                "threadline_read_loop_waits",
-                "Gets and list pages read on the event loop after all, their bytes dropped again "
-                "after each load or too scattered (store/resident.py).",
-                value=self.reader.fallbacks)
+        yield CounterMetricFamily(
+            "threadline_read_disk_waits",
+            "Byte ranges of gets and list pages the page cache no longer held, read by a reader "
+            "thread while the event loop went on (store/resident.py).", value=self.reader.loads)
+        yield CounterMetricFamily(
+            "threadline_read_loop_waits",
+            "Gets and list pages read on the event loop after all, their bytes dropped again "
+            "after each load or too scattered (store/resident.py).", value=self.reader.fallbacks)
         threads, messages, corrupt = self.catalog.stats()
         w = self.watch
         yield GaugeMetricFamily("threadline_index_ready", "1 once the start-up index is built.",
@@ -165,8 +161,8 @@ class RequestStats(Collector):
 
 class Metrics:
     def __init__(self, catalog: Catalog, feed: Feed, watch: WatchStats,
-                 sse_subscribers: Callable[[], int], peers: Peers | None = None,
-                 reader: Reader | None = None) -> None:
+                 sse_subscribers: Callable[[], int], peers: Peers | None, reader: Reader
+                 ) -> None:
         self.registry = CollectorRegistry()
         self.requests = RequestStats()
         self.registry.register(self.requests)

@@ -23,7 +23,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from service.index.messages import UNKNOWN
-from service.index.reader import Stale, stored_line
+from service.index.reader import Stale, check_current, stored_line
 from service.keys import CATALOG, REPO
 from service.store import resident
 
@@ -246,15 +246,15 @@ async def test_a_read_that_waited_does_not_go_on_with_a_replaced_entry(
     await wait_for(lambda: catalog.get("jan_1") is not None, what="the thread indexed")
     old = catalog.get("jan_1")
     assert old is not None
-    repo = client.app[REPO]
-    repo._still(old)()  # current: no complaint
+    index = old.messages
+    check_current(catalog, old, index)  # current: no complaint
     resp = await client.delete("/v1/threads/jan_1")
     assert resp.status == 200
     write_thread(data_dir, "jan_1", jan_thread("jan_1"), [jan_message("m2", "jan_1", "two")])
     await wait_for(lambda: (e := catalog.get("jan_1")) is not None and e is not old,
                    what="the new thread indexed")
     with pytest.raises(Stale):
-        repo._still(old)()
+        check_current(catalog, old, index)
     resp = await client.get("/v1/threads/jan_1/messages/m2")
     assert resp.status == 200
 

@@ -41,10 +41,9 @@ SYNC_TRIES = 3  # syncs a message's event may wait for when the index is behind 
 
 
 class Hub:
-    def __init__(self, catalog: Catalog, feed: Feed, journal: Journal, limit: int,
-                 limit_bytes: int = 8 << 20,
-                 sync: Callable[[str], Awaitable[object]] | None = None,
-                 read: replay.Read = replay.plain) -> None:
+    def __init__(self, catalog: Catalog, feed: Feed, journal: Journal, read: replay.Read,
+                 limit: int, limit_bytes: int = 8 << 20,
+                 sync: Callable[[str], Awaitable[object]] | None = None) -> None:
         self.catalog = catalog
         self._read = read  # runs a replay's reads (Reader.call: no disk waits on the loop)
         self.journal = journal

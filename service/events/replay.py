@@ -24,11 +24,7 @@ HISTORY = 4096  # ids of an ?after= replay remembered to find its place again af
 # back as Last-Event-ID to the thread's stream, it resumes after that message.
 POSITION_ID = "0:"
 Built = tuple[list[Event], set[str], set[str]]
-Read = Callable[..., Awaitable[Built]]  # runs `events` (Reader.call, or `plain`)
-
-
-async def plain(fn: Callable[..., Built], *args: object) -> Built:
-    return fn(*args)
+Read = Callable[..., Awaitable[Built]]  # runs `events`: the repository's `Reader.call`
 
 
 async def since(journal: Journal, event_id: int, thread_id: str | None
@@ -95,7 +91,7 @@ class ReplayBehind(RuntimeError):
 
 async def built(catalog: Catalog, journal: Journal, items: list[Replay], watermark: int,
                 sync: Callable[[str], Awaitable[object]] | None, tries: int,
-                read: Read = plain) -> list[Event]:
+                read: Read) -> list[Event]:
     """Creation events for replay items whose messages exist. One another process journaled
     that this one has not indexed yet (its watcher has not caught up) is not gone: its thread
     is synced first, or it would be skipped now and dropped when it comes live (its id is

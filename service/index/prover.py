@@ -26,7 +26,7 @@ from ..store.files import open_file
 from ..store.layout import MESSAGES
 from .catalog import Catalog, ThreadEntry
 from .messages import UNKNOWN, MessageIndex
-from .reader import Stale, classify
+from .reader import Stale, check_current, classify
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,6 @@ async def prove(catalog: Catalog, tables: Awaitable[None], read: Read) -> None:
             log.debug("proving lines of thread %s", entry.id, exc_info=True)
 
 
-def _current(catalog: Catalog, entry: ThreadEntry, index: object) -> None:
-    """The thread was not rewritten or deleted since its lines began to be decided."""
-    if catalog.get(entry.id) is not entry or entry.messages is not index:
-        raise Stale(entry.id)
-
-
 def slice_end(index: MessageIndex, lo: int) -> int:
     """The last slot of the slice that starts at `lo` (a long line: a slice of its own)."""
     starts, lengths, hi = index.starts, index.lengths, lo
@@ -71,7 +65,7 @@ async def _thread(catalog: Catalog, entry: ThreadEntry, read: Read) -> None:
     index, lo = entry.messages, 0
     if not index.canon.count(UNKNOWN):
         return
-    again = partial(_current, catalog, entry, index)
+    again = partial(check_current, catalog, entry, index)
     loop = asyncio.get_running_loop()
     try:
         fd = open_file(entry.folder / MESSAGES, os.O_RDONLY)

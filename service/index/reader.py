@@ -25,6 +25,13 @@ class Stale(Exception):
     """The file changed under the index (another program rewrote it); sync and retry."""
 
 
+def check_current(catalog: Catalog, entry: ThreadEntry, index: object) -> None:
+    """Raise Stale unless `entry` is still the thread's entry and `index` its index: for a read
+    that waited (for the disk), since a rewrite or a deletion may have replaced them."""
+    if catalog.get(entry.id) is not entry or entry.messages is not index:
+        raise Stale(entry.id)
+
+
 def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | None = None
                ) -> bytes:
     """The served bytes of a stored line: itself when canonical, else its normalized form (from

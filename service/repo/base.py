@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from ..errors import (
 from ..ids import is_thread_id, new_message_id
 from ..index.catalog import Catalog, ThreadEntry
 from ..index.peers import Peers
-from ..index.reader import Stale
+from ..index.reader import Stale, check_current
 from ..index.sync import Indexer
 from ..models import CreateMessage, Message, encoder, output_content
 from ..store.files import NotAFile
@@ -121,26 +122,19 @@ class RepoBase:
             try:
                 return attempt(fn, entry, *args)  # from memory: no coroutine on the common path
             except NotResident as miss:
-                return await self.reader.after_miss(miss, fn, entry, *args,
-                                                    again=self._still(entry))
+                again = partial(check_current, self.catalog, entry, entry.messages)
+                return await self.reader.after_miss(miss, fn, entry, *args, again=again)
         except (Stale, FileNotFoundError, UnknownMessage):
             pass
         synced = await self.indexer.sync(thread_id)
         if synced is None:
             raise thread_not_found(thread_id)
         try:
-            return await self.reader.call(fn, synced, *args, again=self._still(synced))
+            again = partial(check_current, self.catalog, synced, synced.messages)
+            return await self.reader.call(fn, synced, *args, again=again)
         except Stale:  # changed again while we synced: a writer is busy with it right now
             raise Unavailable("The thread is being rewritten by another process or program; retry.",
                               code="thread_busy") from None
-
-    def _still(self, entry: ThreadEntry) -> Callable[[], None]:
-        """For a read that waited for the disk: raise Stale if the thread's entry was replaced
-        meanwhile (a rewrite, the thread deleted and made again), so it is not read again."""
-        def check() -> None:
-            if self.catalog.get(entry.id) is not entry:
-                raise Stale(entry.id)
-        return check
 
     def _slot(self, entry: ThreadEntry, message_id: str) -> int:
         slot = entry.messages.find(message_id)

@@ -1,11 +1,14 @@
-"""The typed fast path (`store/shapes.py`) serves every line exactly as the general path does
-(`decode_object` + `normalize.message`), or declines it: never a different message."""
+"""The typed fast path (`store/shapes.py`) serves every line as the general path does
+(`decode_object` + `normalize.message`), or declines it: never a different message. Its text values
+are the stored JSON strings, so the bytes may differ in escapes (`\\u00e9` for `é`); the JSON they
+hold may not."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -88,10 +91,16 @@ def _general(line: bytes) -> bytes:
 
 
 def _check(line: bytes) -> bool:
-    fast = shapes.message(line, TID)
+    fast = shapes.served(line, TID)
     if fast is None:
         return False
-    assert encoder.encode(fast) == _general(line), line
+    mid, served = fast
+    general = _general(line)
+    # Strict UTF-8 and JSON (json.loads of a str would take lone surrogates; this decode not).
+    assert msgspec.json.decode(served) == msgspec.json.decode(general), line
+    assert mid == msgspec.json.decode(general)["id"]
+    if b"\\u" not in line and b"\\/" not in line:  # no escape another writer could choose
+        assert served == general, line
     return True
 
 
@@ -127,7 +136,22 @@ def test_lines_it_cannot_read_exactly_go_the_general_way() -> None:
                  b'{"id":"a","content":[{"text":{"value":"v","annotations":[' + citation
                  + b']}}]}',
                  b'{"id":"a","content":"\xff"}',  # invalid UTF-8
+                 # ... in a text value, which the fast path keeps as stored JSON
+                 b'{"id":"a","content":[{"type":"text","text":{"value":"ok \xc3\xa9 \xff"}}]}',
+                 b'{"id":"a","content":[{"type":"text","text":{"value":"\xed\xa0\x80"}}]}',
+                 b'{"id":"a","content":[{"type":"text","text":{"value":12}}]}',  # no string
+                 b'{"id":"a","content":[{"type":"text","text":{"value":"\\ud800"}}]}',
                  b'{"id":"a","created_at":1.5e12}',  # a float timestamp
                  b'{"id":"a","attachments":[{"file_id":"f","tools":[]}]}'):
-        assert shapes.message(line, TID) is None, line
+        assert shapes.served(line, TID) is None, line
         assert _general(line)  # which reads each of them
+
+
+def test_text_values_are_served_as_stored_json() -> None:
+    line = (b'{"id":"a","content":[{"type":"text","text":{"value":"caf\\u00e9 \xf0\x9f\x99\x82'
+            b' \\"q\\" \\n","annotations":[]}}]}')
+    fast = shapes.served(line, TID)
+    assert fast is not None
+    assert b'"value":"caf\\u00e9 \xf0\x9f\x99\x82 \\"q\\" \\n"' in fast[1]
+    value = msgspec.json.decode(fast[1])["content"][0]["text"]["value"]
+    assert value == "caf\u00e9 \U0001f642 \"q\" \n"

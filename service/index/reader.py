@@ -61,11 +61,11 @@ def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | Non
 
 def _normalized(entry: ThreadEntry, slot: int, raw: bytes) -> bytes:
     index = entry.messages
-    msg = shapes.message(raw, entry.id)  # the common shapes, decoded typed: the fast way
-    if msg is not None:
-        if msg.id != index.id_at(slot):
+    fast = shapes.served(raw, entry.id)  # the common shapes, decoded typed: the fast way
+    if fast is not None:
+        if fast[0] != index.id_at(slot):
             raise Stale(entry.id)
-        return encoder.encode(msg)
+        return fast[1]
     obj = decode_object(raw)
     if obj is None:
         # Indexed as a message, yet the full parse fails (an integer of thousands of digits in

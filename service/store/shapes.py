@@ -1,16 +1,17 @@
 """The common shapes of stored messages, decoded typed: the fast way to serve a Jan-shaped line.
 
 `normalize.message` takes any JSON object, which means decoding the line into dicts and walking
-them in Python (~5.7 µs a 1.2 KB line, encode included; ~4.4 this way). Almost every line Jan
-writes has one of a few shapes: text parts (or a string), ids and timestamps as strings and
-integers, no attachments.
+them in Python (~7.4 µs a 1.1 KB line of the bench's data, encode included; ~5 this way, 6.7
+before text values were copied as stored). Almost every line Jan writes has one of a few shapes:
+text parts (or a string), ids and timestamps as strings and integers, no attachments.
 Decoded into the Structs below, the type checks run in msgspec's C code, and building the
-`Message` is a handful of attribute reads. A line that does not fit these types exactly (a float
-timestamp, an image part, a part without its type, attachments, invalid text) fails to decode and
-takes the general path, so both paths serve the same message for every line the general path can
-read whole (tests/test_shapes.py checks). One it cannot (a number of thousands of digits, or
-nesting past the parser's depth, in a field no message has) is served in full here, where the
-general path would serve its id alone.
+`Message` is a handful of attribute reads. A text part's string is not decoded at all: its JSON is
+copied into the served line (checked to be UTF-8 when the line is not ASCII).
+A line that does not fit these types exactly (a float timestamp, an image part, a part without its
+type, attachments, invalid text) fails to decode and takes the general path, so both paths serve
+the same message for every line the general path can read whole (tests/test_shapes.py checks).
+One it cannot (a number of thousands of digits, or nesting past the parser's depth, in a field no
+message has) is served in full here, where the general path would serve its id alone.
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ from typing import Any
 
 import msgspec
 
-from ..models import ContentPart, Message, TextPart, TextValue, text_part
+from ..models import ContentPart, Message, TextAnnotation, TextPart, encoder, text_part
 from .lines import BAD_LINE
 from .normalize import STATUS, metadata, seconds
 
 
+class _RawValue(msgspec.Struct):
+    """A text value with its string kept as the stored JSON (`"..."`, escapes and all): served as
+    those bytes, with no round trip through a Python str, which was a third of a line's cost."""
+    value: msgspec.Raw
+    annotations: list[TextAnnotation] = msgspec.field(default_factory=list)
+
+
 class _Text(msgspec.Struct, tag_field="type", tag="text"):
-    text: TextValue | str
+    text: _RawValue | str
 
 
 class _Never(msgspec.Struct, tag_field="type", tag="\x00"):
@@ -55,9 +63,11 @@ class _Stored(msgspec.Struct):
 _decoder = msgspec.json.Decoder(_Stored)
 
 
-def message(raw: bytes, thread_id: str) -> Message | None:
-    """The message a stored line serves as, or None when the line is not in a common shape (the
-    caller then takes the general path: `decode_object` and `normalize.message`)."""
+def served(raw: bytes | bytearray, thread_id: str) -> tuple[str, bytes] | None:
+    """The message id of a stored line and the bytes it is served as, or None when the line is
+    not in a common shape (the caller then takes the general path: `decode_object` and
+    `normalize.message`). Text values are copied as stored, which is the same JSON text: the
+    escapes may differ from the general path's (`\\u00e9` against `é`), never the string."""
     try:
         s = _decoder.decode(raw)
     except BAD_LINE:
@@ -74,14 +84,27 @@ def message(raw: bytes, thread_id: str) -> Message | None:
     if isinstance(content, str):
         parts.append(text_part(content))
     elif content is not None:
+        ascii = raw.isascii()
         for p in content:
             if not isinstance(p, _Text):
                 return None
             text = p.text
-            parts.append(TextPart(text=TextValue(value=text, annotations=[])
-                                  if isinstance(text, str) else text))
+            if isinstance(text, str):
+                parts.append(text_part(text))
+                continue
+            stored = memoryview(text.value)
+            if stored[0] != 0x22:  # not a string (a Raw value is never empty)
+                return None  # a number, an object...: the general path says what it serves
+            if not ascii:
+                # msgspec checked the escapes and the characters JSON forbids while it skipped
+                # the string, not its UTF-8 (a str field is checked as it is decoded).
+                try:
+                    str(stored, "utf-8")
+                except UnicodeDecodeError:
+                    return None
+            parts.append(TextPart(text=text))  # type: ignore[arg-type]  # encoded alike
     status = s.status
-    return Message(
+    return s.id, encoder.encode(Message(
         id=s.id,
         created_at=created,
         thread_id=thread_id,
@@ -94,4 +117,4 @@ def message(raw: bytes, thread_id: str) -> Message | None:
         run_id=s.run_id or None,
         attachments=[],
         metadata=metadata(s.metadata),
-    )
+    ))

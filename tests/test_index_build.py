@@ -91,6 +91,9 @@ def check(index: MessageIndex, tail: Tail, data: bytes, base: int) -> None:
     assert tail.end == (base + data.rfind(b"\n") + 1 if b"\n" in data else 0)
     for slot, (_, _, mid, _) in enumerate(found):  # the last line with an id is the one found
         assert index.find(mid) == max(s for s, m in enumerate(found) if m[2] == mid) >= slot
+        assert index.id_is(slot, mid) and not index.id_is(slot, mid + "x")
+        other = ("y" if mid[0] == "x" else "x") + mid[1:]  # same length, one character off
+        assert not index.id_is(slot, mid[:-1]) and not index.id_is(slot, other)
     assert index.find("no such id") == -1
 
 

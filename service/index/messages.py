@@ -117,6 +117,13 @@ class MessageIndex:
     def id_at(self, slot: int) -> str:
         return self._key(slot).decode(errors="surrogatepass")
 
+    def id_is(self, slot: int, message_id: str) -> bool:
+        """Whether `slot` holds `message_id` (compared in place: no copy of the slot's id)."""
+        key = message_id.encode(errors="surrogatepass")
+        ends = self._id_ends
+        start = ends[slot - 1] if slot else 0
+        return ends[slot] - start == len(key) and self._ids.startswith(key, start)
+
     def find(self, message_id: str) -> int:
         """Slot of the last line with this id, or -1. With no table yet, the first few lookups
         search the newest ids first, and the table is built when the id is not among them;

@@ -63,7 +63,7 @@ def _normalized(entry: ThreadEntry, slot: int, raw: bytes) -> bytes:
     index = entry.messages
     fast = shapes.served(raw, entry.id)  # the common shapes, decoded typed: the fast way
     if fast is not None:
-        if fast[0] != index.id_at(slot):
+        if not index.id_is(slot, fast[0]):
             raise Stale(entry.id)
         return fast[1]
     obj = decode_object(raw)

@@ -92,7 +92,10 @@ def check(index: MessageIndex, tail: Tail, data: bytes, base: int) -> None:
     for slot, (_, _, mid, _) in enumerate(found):  # the last line with an id is the one found
         assert index.find(mid) == max(s for s, m in enumerate(found) if m[2] == mid) >= slot
         assert index.id_is(slot, mid) and not index.id_is(slot, mid + "x")
-        other = ("y" if mid[0] == "x" else "x") + mid[1:]  # same length, one character off
+        # The last character off by its lowest bit: never across a UTF-8 length boundary, so
+        # the same number of bytes, one of them different.
+        other = mid[:-1] + chr(ord(mid[-1]) ^ 1)
+        assert len(other.encode(errors="surrogatepass")) == len(mid.encode(errors="surrogatepass"))
         assert not index.id_is(slot, mid[:-1]) and not index.id_is(slot, other)
     assert index.find("no such id") == -1
 

@@ -155,3 +155,13 @@ def test_text_values_are_served_as_stored_json() -> None:
     assert b'"value":"caf\\u00e9 \xf0\x9f\x99\x82 \\"q\\" \\n"' in fast[1]
     value = msgspec.json.decode(fast[1])["content"][0]["text"]["value"]
     assert value == "caf\u00e9 \U0001f642 \"q\" \n"
+
+
+def test_text_values_not_decoded_are_still_checked() -> None:
+    # The fast path skips a text value's string rather than decode it: msgspec must still reject
+    # what a decode would (a later msgspec that skipped leniently would serve invalid JSON).
+    for value in (b'"\\ud800"', b'"\\udc00"', b'"\\ud800\\u0041"', b'"a\x00b"', b'"a\tb"',
+                  b'"\\x"', b'"\\u12"', b'"\xc0\xaf"', b'"\xed\xa0\x80"', b'"\xf4\x90\x80\x80"'):
+        line = b'{"id":"a","content":[{"type":"text","text":{"value":' + value + b'}}]}'
+        assert shapes.served(line, TID) is None, line
+        assert shapes.served(bytearray(line), TID) is None, line

@@ -5,8 +5,9 @@ them in Python (~7.4 µs a 1.1 KB line of the bench's data, encode included; ~5 
 before text values were copied as stored). Almost every line Jan writes has one of a few shapes:
 text parts (or a string), ids and timestamps as strings and integers, no attachments.
 Decoded into the Structs below, the type checks run in msgspec's C code, and building the
-`Message` is a handful of attribute reads. A text part's string is not decoded at all: its JSON is
-copied into the served line (checked to be UTF-8 when the line is not ASCII).
+`Message` is a handful of attribute reads. The string of a text part's `value` is copied into the
+served line as its stored JSON: not decoded when the line is ASCII, otherwise only to check its
+UTF-8 (msgspec checks its escapes as it skips it; tests/test_shapes.py holds it to that).
 A line that does not fit these types exactly (a float timestamp, an image part, a part without its
 type, attachments, invalid text) fails to decode and takes the general path, so both paths serve
 the same message for every line the general path can read whole (tests/test_shapes.py checks).
@@ -66,8 +67,9 @@ _decoder = msgspec.json.Decoder(_Stored)
 def served(raw: bytes | bytearray, thread_id: str) -> tuple[str, bytes] | None:
     """The message id of a stored line and the bytes it is served as, or None when the line is
     not in a common shape (the caller then takes the general path: `decode_object` and
-    `normalize.message`). Text values are copied as stored, which is the same JSON text: the
-    escapes may differ from the general path's (`\\u00e9` against `é`), never the string."""
+    `normalize.message`). `text.value` strings are copied as stored, which is the same JSON
+    text: the escapes may differ from the general path's (`\\u00e9` against `é`), never the
+    string."""
     try:
         s = _decoder.decode(raw)
     except BAD_LINE:
@@ -84,7 +86,7 @@ def served(raw: bytes | bytearray, thread_id: str) -> tuple[str, bytes] | None:
     if isinstance(content, str):
         parts.append(text_part(content))
     elif content is not None:
-        ascii = raw.isascii()
+        plain = raw.isascii()
         for p in content:
             if not isinstance(p, _Text):
                 return None
@@ -95,7 +97,7 @@ def served(raw: bytes | bytearray, thread_id: str) -> tuple[str, bytes] | None:
             stored = memoryview(text.value)
             if stored[0] != 0x22:  # not a string (a Raw value is never empty)
                 return None  # a number, an object...: the general path says what it serves
-            if not ascii:
+            if not plain:
                 # msgspec checked the escapes and the characters JSON forbids while it skipped
                 # the string, not its UTF-8 (a str field is checked as it is decoded).
                 try:

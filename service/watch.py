@@ -40,6 +40,7 @@ class WatchStats:
     last_lag_ms: float = 0.0  # from a batch arriving to its threads being synced
     reconciles: int = 0  # full passes done (the first one: the watch is in place)
     running: bool = False
+    polling: bool = False  # stats the files on a timer (`watch_polling`) rather than OS events
 
 
 class Syncer:
@@ -176,7 +177,7 @@ async def run(config: Config, indexer: Indexer, syncer: Syncer, stop: asyncio.Ev
     while not stop.is_set():
         try:
             threads_dir.mkdir(parents=True, exist_ok=True)
-            stats.running = True
+            stats.running, stats.polling = True, config.watch_polling
             # Whatever changed while no watcher was running; started a moment after the watch
             # itself so that nothing falls between the two. Kept, so that it is not collected
             # half-way and is cancelled with the watcher.

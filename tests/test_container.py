@@ -176,7 +176,8 @@ def test_compose_file_runs_the_service(image: str) -> None:
     project = "tltest" + secrets.token_hex(4)
     port = free_port()
     env = {**os.environ, "THREADLINE_API_KEYS": KEY, "THREADLINE_HOST_PORT": str(port),
-           "THREADLINE_VOLUME": f"{project}-data"}  # never the user's own threadline-data
+           "THREADLINE_VOLUME": f"{project}-data",  # never the user's own threadline-data
+           "THREADLINE_WATCH_POLLING": "true"}  # one of the settings compose passes on
     compose = (COMPOSE, "-p", project)
     try:
         run(*compose, f"--podman-build-args={' '.join(build_args())}", "up", "-d", "--build",
@@ -184,6 +185,7 @@ def test_compose_file_runs_the_service(image: str) -> None:
         base = f"http://127.0.0.1:{port}"
         health = wait_healthy(base)
         assert health["status"] == "ok"
+        assert health["watcher"]["polling"] is True  # the .env/environment setting got through
         assert http("GET", base + "/v1/threads")[0] == 200
         assert http("GET", base + "/v1/threads", key="wrong")[0] == 401
         volumes = podman("volume", "ls", "--format", "{{.Name}}").stdout.split()

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient
 
 from service.app import create_app
 from service.config import Config
-from service.keys import CATALOG, INDEXER
+from service.keys import CATALOG, CONFIG, INDEXER
 from tests.jan import jan_thread
 from tests.procs import APPENDER
 from tests.watchkit import (
@@ -60,6 +60,13 @@ async def watched(request: pytest.FixtureRequest, make_client: MakeClient) -> Te
     """The app with its watcher on, using OS notifications or, as on network file systems and
     bind mounts, polling."""
     return await make_client(watch_polling=request.param == "polling")
+
+
+async def test_healthz_says_how_the_watcher_learns_of_changes(watched: TestClient) -> None:
+    resp = await watched.get("/healthz")
+    watcher = (await resp.json())["watcher"]
+    assert watcher["running"] is True
+    assert watcher["polling"] is watched.app[CONFIG].watch_polling
 
 
 @pytest.fixture

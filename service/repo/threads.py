@@ -22,7 +22,15 @@ from ..models import (
     encoder,
 )
 from ..store import normalize
-from ..store.files import NotAFile, fsync_dir, read_file, thread_locked, write_atomic
+from ..store.files import (
+    Changed,
+    NotAFile,
+    fsync_dir,
+    holds,
+    read_file,
+    thread_locked,
+    write_atomic,
+)
 from ..store.layout import MESSAGES, THREAD_JSON
 from ..store.lines import decode_object_exact
 from ..store.threadjson import thread_json_bytes
@@ -30,25 +38,27 @@ from .base import RepoBase, list_envelope
 
 SETTLE_TRIES = 10
 SETTLE_SECONDS = 0.02
+EDIT_TRIES = 5  # reads of thread.json a modify makes when Jan rewrites it meanwhile
 
 
-def read_thread_json(path: Path, durable: bool) -> dict[str, Any] | None:
-    """thread.json as an object to modify, None if there is none. One that does not parse is
-    most often Jan's, caught mid-rewrite (it truncates, then writes, without a lock): read again
-    a few times; if it stays unreadable, keep its bytes beside it (hidden) before it is replaced,
-    so a title or assistant settings are never lost."""
+def read_thread_json(path: Path, durable: bool) -> tuple[dict[str, Any] | None, bytes | None]:
+    """thread.json as an object to modify (None if there is none or it stays unreadable), with
+    the bytes it was read from (None: no file). One that does not parse is most often Jan's,
+    caught mid-rewrite (it truncates, then writes, without a lock): read again a few times; if it
+    stays unreadable, keep its bytes beside it (hidden) before it is replaced, so a title or
+    assistant settings are never lost."""
     for attempt in range(SETTLE_TRIES):
         try:
             raw = read_file(path)
         except (FileNotFoundError, NotAFile):
-            return None
+            return None, None
         found = decode_object_exact(raw)
         if found is not None:
-            return found
+            return found, raw
         if attempt + 1 < SETTLE_TRIES:
             time.sleep(SETTLE_SECONDS)  # in a worker thread, holding the thread lock
     write_atomic(path.with_name(f".thread.json.unreadable-{time.time_ns()}"), raw, durable)
-    return None
+    return None, raw
 
 
 def _set_metadata(doc: dict[str, Any], meta: dict[str, str], thread_id: str) -> None:
@@ -134,18 +144,27 @@ class ThreadOps(RepoBase):
         def edit() -> None:
             path = entry.folder / THREAD_JSON
             with thread_locked(entry.folder):
-                found = read_thread_json(path, self.durable)
-                doc = found if found is not None else {
-                    "id": thread_id, "object": "thread", "created_at": entry.thread.created_at}
-                if not normalize.created_seconds(doc):
-                    # Served from the folder's mtime, which this very rewrite moves: keep the
-                    # time clients were shown, or every modify would change it.
-                    doc["created_at"] = entry.thread.created_at
-                if req.metadata is not msgspec.UNSET:
-                    _set_metadata(doc, dict(req.metadata or {}), thread_id)
-                if req.tool_resources is not msgspec.UNSET:
-                    doc["tool_resources"] = msgspec.to_builtins(req.tool_resources)
-                write_atomic(path, thread_json_bytes(doc), self.durable)
+                for attempt in range(EDIT_TRIES):
+                    found, raw = read_thread_json(path, self.durable)
+                    doc = found if found is not None else {
+                        "id": thread_id, "object": "thread", "created_at": entry.thread.created_at}
+                    if not normalize.created_seconds(doc):
+                        # Served from the folder's mtime, which this very rewrite moves: keep the
+                        # time clients were shown, or every modify would change it.
+                        doc["created_at"] = entry.thread.created_at
+                    if req.metadata is not msgspec.UNSET:
+                        _set_metadata(doc, dict(req.metadata or {}), thread_id)
+                    if req.tool_resources is not msgspec.UNSET:
+                        doc["tool_resources"] = msgspec.to_builtins(req.tool_resources)
+                    # Jan rewrites thread.json without the lock (a rename, a setting): made
+                    # meanwhile, its change would be lost under ours; read it again and redo ours.
+                    last = attempt + 1 == EDIT_TRIES
+                    try:
+                        write_atomic(path, thread_json_bytes(doc), self.durable,
+                                     unchanged=None if last else holds(path, raw))
+                        return
+                    except Changed:
+                        continue
 
         await self._exclusive(thread_id, edit)
         synced = await self.indexer.sync(thread_id)

@@ -24,6 +24,22 @@ class NotAFile(OSError):
     """A thread's file is something else: a directory, a FIFO, a device."""
 
 
+class Changed(Exception):
+    """Another program rewrote a file between its read and its replacement (`write_atomic`'s
+    `unchanged`): the replacement was not made."""
+
+
+def holds(path: Path, raw: bytes | None) -> Callable[[], bool]:
+    """A check that `path` still holds `raw` (None: that there is no such file), for
+    `write_atomic`'s `unchanged`."""
+    def check() -> bool:
+        try:
+            return read_file(path) == raw
+        except (FileNotFoundError, NotAFile):
+            return raw is None
+    return check
+
+
 def open_file(path: Path, flags: int, mode: int = 0o644) -> int:
     """`os.open` for a thread's own files, refusing anything but a regular file: a FIFO named
     messages.jsonl would block an open (or a read) for ever, a directory fail later and oddly.
@@ -76,13 +92,17 @@ def thread_locked(folder: Path) -> Iterator[None]:
 
 
 def write_atomic(path: Path, data: bytes, durable: bool,
-                 follow: Callable[[], bytes] | None = None) -> bytes:
+                 follow: Callable[[], bytes] | None = None,
+                 unchanged: Callable[[], bool] | None = None) -> bytes:
     """Replace `path` with `data`: temp file in the same folder, fsync, rename, fsync the folder.
 
     `follow`, when given, returns what writers that take no lock appended to the old file since
     it was last asked (its end was copied into `data`): that is added to the temp file until none
     comes, and what lands in the old file between the last ask and the rename is appended to the
-    new one right after, so their lines survive the replacement. Returns all that was written."""
+    new one right after, so their lines survive the replacement. Returns all that was written.
+    `unchanged`, when given, is asked last before the rename: False (a writer that takes no lock,
+    Jan, rewrote the file since it was read) raises `Changed` and leaves the file as it is. The
+    window left is the rename itself, not the read, the edit, the write and the fsync."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     parts = [data]
@@ -100,6 +120,9 @@ def write_atomic(path: Path, data: bytes, durable: bool,
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
+    if unchanged is not None and not unchanged():
+        tmp.unlink(missing_ok=True)
+        raise Changed(str(path))
     try:
         os.replace(tmp, path)
     except IsADirectoryError:  # a directory where the file goes: nothing to replace it with

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 from . import normalize
-from .files import NotAFile, read_file, thread_locked, write_atomic
+from .files import Changed, NotAFile, holds, read_file, thread_locked, write_atomic
 from .layout import THREAD_JSON
 from .lines import decode_object_exact
 
@@ -23,9 +24,11 @@ def pin_created(folder: Path, created_at: int, durable: bool) -> None:
     path = folder / THREAD_JSON
     with thread_locked(folder):
         try:
-            obj = decode_object_exact(read_file(path))
+            raw = read_file(path)
         except (FileNotFoundError, NotAFile):
             return
+        obj = decode_object_exact(raw)
         if obj is not None and not normalize.created_seconds(obj):
             obj["created_at"] = created_at
-            write_atomic(path, thread_json_bytes(obj), durable)
+            with contextlib.suppress(Changed):  # Jan wrote it meanwhile: its version stands
+                write_atomic(path, thread_json_bytes(obj), durable, unchanged=holds(path, raw))

@@ -102,7 +102,8 @@ def write_atomic(path: Path, data: bytes, durable: bool,
     new one right after, so their lines survive the replacement. Returns all that was written.
     `unchanged`, when given, is asked last before the rename: False (a writer that takes no lock,
     Jan, rewrote the file since it was read) raises `Changed` and leaves the file as it is. The
-    window left is the rename itself, not the read, the edit, the write and the fsync."""
+    window left is the check's own read and the rename (an in-place write landing there goes to
+    the file the rename replaces), not the read, the edit, the write and the fsync."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     parts = [data]
@@ -120,9 +121,15 @@ def write_atomic(path: Path, data: bytes, durable: bool,
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
-    if unchanged is not None and not unchanged():
-        tmp.unlink(missing_ok=True)
-        raise Changed(str(path))
+    if unchanged is not None:
+        try:
+            same = unchanged()
+        except BaseException:  # the check could not read the file (permissions, EIO)
+            tmp.unlink(missing_ok=True)
+            raise
+        if not same:
+            tmp.unlink(missing_ok=True)
+            raise Changed(str(path))
     try:
         os.replace(tmp, path)
     except IsADirectoryError:  # a directory where the file goes: nothing to replace it with

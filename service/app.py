@@ -27,6 +27,9 @@ from .watch import WatchStats, watching
 log = logging.getLogger(__name__)
 
 
+MAX_REQUEST_LINE = 64 << 10
+
+
 async def index_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build the index before the server accepts traffic, then decide which lines are canonical
     in the background (index/prover.py); close read descriptors at the end."""
@@ -71,7 +74,10 @@ def create_app(config: Config, stamps: Stamps | None = None) -> web.Application:
     """The app over `config.data_dir`; `stamps`: the table shared with the other workers of
     the same server, when there are others (index/peers.py)."""
     # No middlewares: each route's handler is wrapped by the gate (api/gate.py) instead.
-    app = web.Application(client_max_size=config.max_body_bytes)
+    # A request line of up to 64 KiB: message ids on disk have no length limit (Jan's shapes),
+    # and a list names one as its cursor; aiohttp's default (8 KiB) refused the longer ones.
+    app = web.Application(client_max_size=config.max_body_bytes,
+                          handler_args={"max_line_size": MAX_REQUEST_LINE})
     catalog = Catalog(config.line_cache_mb << 20)
     feed = Feed()
     indexer = Indexer(config.threads_dir, catalog, feed)

@@ -4,10 +4,12 @@ rewrite; a last line without its newline is never indexed until the newline arri
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.envelope import expect_error, no_message
@@ -251,3 +253,62 @@ async def test_files_of_a_message_unreadable_beyond_its_id_are_an_empty_list(
     assert resp.status == 200
     body = await resp.json()
     assert (body["data"], body["has_more"]) == ([], False)
+
+
+async def test_a_stray_byte_in_a_run_id_keeps_the_message(open_client: OpenClient,
+                                                          data_dir: Path) -> None:
+    """The index checks the UTF-8 of the id and the run id it decodes: a stray byte in the run id
+    is read as U+FFFD there too, as the message is served; one in the id is a corrupt line."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), [
+        msg(0), b'{"id": "r1", "role": "user", "content": "hi", "run_id": "run\xff"}',
+        b'{"id": "bad\xff", "role": "user", "content": "hi"}'])
+    client = await open_client()
+    assert await served_ids(client) == ["m0", "r1"]
+    resp = await client.get("/v1/threads/jan_1/messages/r1")
+    assert resp.status == 200 and (await resp.json())["run_id"] == "run\ufffd"
+    resp = await client.get("/v1/threads/jan_1/messages", params={"run_id": "run\ufffd"})
+    assert [m["id"] for m in (await resp.json())["data"]] == ["r1"]
+    assert (await health(client))["corrupt"] == {"jan_1": corrupt_spans_of(folder, [b"bad\xff"])}
+    # The same when another program appends such a line while the server runs (the tail path).
+    with open(folder / "messages.jsonl", "ab") as f:
+        f.write(b'{"id": "r2", "role": "user", "content": "hi", "run_id": "late\xfe"}\n')
+    resp = await client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "x"})
+    assert resp.status == 200  # a write syncs the thread first: the appended line is indexed
+    assert (await served_ids(client))[:3] == ["m0", "r1", "r2"]
+
+
+def corrupt_spans_of(folder: Path, marks: list[bytes]) -> list[list[int]]:
+    """[offset, length] of the lines holding one of `marks`."""
+    spans, pos = [], 0
+    for line in (folder / "messages.jsonl").read_bytes().split(b"\n")[:-1]:
+        if any(m in line for m in marks):
+            spans.append([pos, len(line)])
+        pos += len(line) + 1
+    return spans
+
+
+async def test_each_corrupt_line_is_logged_once(open_client: OpenClient, data_dir: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), mixed_lines())
+    caplog.set_level(logging.WARNING, logger="service.index.damage")
+    client = await open_client()
+    logged = [r.getMessage() for r in caplog.records if r.name == "service.index.damage"]
+    spans = corrupt_spans(folder)
+    assert len(logged) == 11 and len(spans) == len(CORRUPT) > 10  # ten, then a count
+    for (start, length), line in zip(spans[:10], logged[:10], strict=True):
+        assert f"thread jan_1: corrupt line skipped at byte {start} ({length} bytes)" in line
+    assert f"{len(spans) - 10} more corrupt lines" in logged[10]
+    caplog.clear()
+    # A rewrite by the server itself keeps them all: nothing new to log.
+    resp = await client.post("/v1/threads/jan_1/messages/m1", json={"metadata": {"a": "b"}})
+    assert resp.status == 200
+    assert not [r for r in caplog.records if r.name == "service.index.damage"]
+    # One appended by another program is logged when it is indexed.
+    size = (folder / "messages.jsonl").stat().st_size
+    with open(folder / "messages.jsonl", "ab") as f:
+        f.write(b"not json\n")
+    resp = await client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "x"})
+    assert resp.status == 200
+    logged = [r.getMessage() for r in caplog.records if r.name == "service.index.damage"]
+    assert logged == [f"thread jan_1: corrupt line skipped at byte {size} (8 bytes); "
+                      "`threadline check` says why"]

@@ -147,3 +147,19 @@ async def test_a_thread_id_of_128_chars_is_fine_and_129_is_not(
     check_envelope(status, content_type, payload)
     status, _, payload = await raw_request(server, "GET", b"/v1/threads")
     assert [t["id"] for t in json.loads(payload)["data"]] == [longest]
+
+
+async def test_a_message_id_longer_than_aiohttps_default_request_line_is_addressable(
+        data_dir: Path, start_server: MakeServer) -> None:
+    """Message ids on disk have no length limit; a list serves a 10,000-character one, so a get
+    and a cursor naming it must work too (aiohttp refuses request lines over 8 KiB by default)."""
+    long_id = "m" * 10_000
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"),
+                 [jan_message(long_id, "jan_1", "long"), jan_message("m1", "jan_1", "next")])
+    server = await start_server()
+    status, _, payload = await raw_request(server, "GET",
+                                           f"/v1/threads/jan_1/messages/{long_id}".encode())
+    assert (status, json.loads(payload)["id"]) == (200, long_id)
+    status, _, payload = await raw_request(
+        server, "GET", f"/v1/threads/jan_1/messages?order=asc&after={long_id}".encode())
+    assert (status, [m["id"] for m in json.loads(payload)["data"]]) == (200, ["m1"])

@@ -15,6 +15,7 @@ import pytest
 from service.store.files import Changed, holds, read_file, write_atomic
 from service.store.threadjson import pin_created
 from tests.conftest import MakeServer
+from tests.jan import jan_thread
 
 
 def test_a_file_rewritten_since_it_was_read_is_not_replaced(tmp_path: Path) -> None:
@@ -130,3 +131,31 @@ async def test_jan_edits_during_modifies_are_kept(start_server: MakeServer, data
     # file as it is renamed away (opened before, written after) still lands in the old file.
     assert modifies > 20 and counts["writes"] > 300, (modifies, counts)
     assert counts["lost"] <= counts["writes"] * 0.05, (modifies, counts)
+
+
+async def test_a_modify_keeps_jans_fields_of_a_thread_json_with_a_stray_byte(
+        start_server: MakeServer, data_dir: Path) -> None:
+    """A thread.json with invalid UTF-8 is served leniently (U+FFFD); a modify edits it the same
+    way, keeping Jan's assistants and dates, with the exact bytes kept in a hidden copy beside
+    it, rather than replacing it with a bare document."""
+    folder = data_dir / "threads" / "jan_1"
+    folder.mkdir(parents=True)
+    original = json.dumps(jan_thread("jan_1", title="Caf\x00")).encode().replace(b"\\u0000",
+                                                                                 b"\xe9")
+    (folder / "thread.json").write_bytes(original)
+    (folder / "messages.jsonl").write_bytes(b"")
+    server = await start_server(fsync="never")
+    async with aiohttp.ClientSession(str(server.make_url(""))) as http:
+        async with http.get("/v1/threads/jan_1") as resp:
+            served = await resp.json()
+        assert served["metadata"]["title"] == "Caf\ufffd"
+        async with http.post("/v1/threads/jan_1",
+                             json={"metadata": {**served["metadata"], "k": "v"}}) as resp:
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["created_at"] == served["created_at"]
+    doc = json.loads((folder / "thread.json").read_bytes())
+    assert doc["assistants"] == jan_thread("jan_1")["assistants"]
+    assert doc["created"] == jan_thread("jan_1")["created"] and doc["title"] == "Caf\ufffd"
+    assert doc["metadata"]["k"] == "v"
+    copies = list(folder.glob(".thread.json.unreadable-*"))
+    assert [c.read_bytes() for c in copies] == [original]

@@ -8,7 +8,6 @@ and a line that does not parse is marked and looked at on its own afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import operator
 import os
 from typing import Any
@@ -18,9 +17,9 @@ from ..store.lines import (
     VIEW_DECODER,
     LineView,
     crc32,
+    lenient_view,
     line_is_blank,
     message_id,
-    repaired,
     run_id_of,
 )
 from .catalog import Tail
@@ -103,9 +102,8 @@ def _sift(index: MessageIndex, lines: list[memoryview], recs: list[LineView | No
     found: tuple[list[int], list[int], list[str], list[int], dict[int, str]] = ([], [], [], [], {})
     f_starts, f_lengths, f_ids, f_crcs, f_run_ids = found
     for line, rec, start in zip(lines, recs, starts, strict=True):
-        if rec is None and (fixed := repaired(bytes(line))) is not None:
-            with contextlib.suppress(*BAD_LINE):  # a BOM or a lone surrogate escape: once more
-                rec = VIEW_DECODER.decode(fixed)
+        if rec is None:  # a BOM, a lone surrogate escape, a stray byte in the run id
+            rec = lenient_view(bytes(line))
         mid = None if rec is None else message_id(rec.id)
         if mid is None:
             if rec is not None or not line_is_blank(line):

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..feed import Change, Feed, Kind
 from ..ids import is_thread_id
 from ..store.files import Appended, remove_leftovers
+from . import damage
 from .build import extend
 from .catalog import GONE_KEPT, Catalog, FileState, Tail, ThreadEntry
 from .messages import CANONICAL, LARGE, MessageIndex
@@ -245,10 +246,12 @@ class Indexer:
             self._publish("thread.created", thread_id)
         elif publish and changed:
             self._publish("thread.updated", thread_id)
+        known = len(entry.messages.corrupt)  # an entry just made has an empty index
         if p.kind == "tail":
             self._apply_tail(entry, p, publish)
         elif p.kind in ("full", "missing"):
             self._apply_full(entry, p, publish)
+        damage.report(thread_id, entry.messages.corrupt, known)
         if p.file is not None or p.kind == "missing":
             entry.file = p.file
         return entry

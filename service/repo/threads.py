@@ -32,7 +32,7 @@ from ..store.files import (
     write_atomic,
 )
 from ..store.layout import MESSAGES, THREAD_JSON
-from ..store.lines import decode_object_exact
+from ..store.lines import decode_object, decode_object_exact
 from ..store.threadjson import thread_json_bytes
 from .base import RepoBase, list_envelope
 
@@ -42,11 +42,12 @@ EDIT_TRIES = 5  # reads of thread.json a modify makes when Jan rewrites it meanw
 
 
 def read_thread_json(path: Path, durable: bool) -> tuple[dict[str, Any] | None, bytes | None]:
-    """thread.json as an object to modify (None if there is none or it stays unreadable), with
-    the bytes it was read from (None: no file). One that does not parse is most often Jan's,
-    caught mid-rewrite (it truncates, then writes, without a lock): read again a few times; if it
-    stays unreadable, keep its bytes beside it (hidden) before it is replaced, so a title or
-    assistant settings are never lost."""
+    """thread.json as an object to modify (None if there is none or it is no JSON object), with
+    the bytes it was read from (None: no file). One that does not parse exactly is most often
+    Jan's, caught mid-rewrite (it truncates, then writes, without a lock): read again a few
+    times; if it stays so, keep its bytes beside it (hidden) before it is replaced, so a title or
+    assistant settings are never lost, and take what a lenient read finds in it (invalid UTF-8
+    read as U+FFFD, as it is served)."""
     for attempt in range(SETTLE_TRIES):
         try:
             raw = read_file(path)
@@ -58,7 +59,9 @@ def read_thread_json(path: Path, durable: bool) -> tuple[dict[str, Any] | None, 
         if attempt + 1 < SETTLE_TRIES:
             time.sleep(SETTLE_SECONDS)  # in a worker thread, holding the thread lock
     write_atomic(path.with_name(f".thread.json.unreadable-{time.time_ns()}"), raw, durable)
-    return None, raw
+    # Read as it is served (a stray byte as U+FFFD): its assistants and dates are kept, the
+    # exact bytes are in the copy beside it.
+    return decode_object(raw), raw
 
 
 def _set_metadata(doc: dict[str, Any], meta: dict[str, str], thread_id: str) -> None:

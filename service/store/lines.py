@@ -7,6 +7,7 @@ indexing never builds the message itself.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -97,15 +98,40 @@ def repaired(line: bytes) -> bytes | None:
     return None if fixed is line else fixed
 
 
+class _IdView(msgspec.Struct, gc=False):
+    id: Any = None
+
+
+_ID_DECODER = msgspec.json.Decoder(_IdView)
+
+
+def lenient_view(line: bytes) -> LineView | None:
+    """The view of a line the view decoder refused, if it can be read: `repaired`; or a stray
+    byte (invalid UTF-8) in its run id, read as U+FFFD as `decode_object` reads it, so that the
+    message is indexed as it is served. None otherwise: an id with a stray byte stays a corrupt
+    line (no request could name it as stored, nor a modify write it back unchanged)."""
+    fixed = repaired(line)
+    if fixed is not None:
+        with contextlib.suppress(*BAD_LINE):
+            return VIEW_DECODER.decode(fixed)
+    text = fixed if fixed is not None else line
+    try:
+        mid = _ID_DECODER.decode(text).id  # checks the id's UTF-8 (the rest is skipped)
+        run_id = VIEW_DECODER.decode(text.decode(errors="replace").encode()).run_id
+    except BAD_LINE:
+        return None
+    return LineView(id=mid, run_id=run_id)
+
+
 def decode_view(line: bytes | memoryview) -> LineView:
-    """A line through the view decoder, repaired if need be (raises BAD_LINE)."""
+    """A line through the view decoder, read leniently if need be (raises BAD_LINE)."""
     try:
         return VIEW_DECODER.decode(line)
-    except msgspec.DecodeError:
-        fixed = repaired(bytes(line))
-        if fixed is None:
+    except BAD_LINE:
+        view = lenient_view(bytes(line))
+        if view is None:
             raise
-        return VIEW_DECODER.decode(fixed)
+        return view
 
 
 def complete_end(buf: bytes) -> int:

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from .index.sync import list_thread_ids
 from .store.layout import MESSAGES, THREAD_JSON
-from .store.lines import complete_end, decode_object, scan
+from .store.lines import complete_end, decode_object, message_id, scan
 
 CHUNK = 4 << 20
 PREVIEW = 60
@@ -59,6 +59,20 @@ def _lines(path: Path) -> Iterator[tuple[int, int, bytes, str | None]]:
         yield 0, base, carry, None
 
 
+def _why(line: bytes) -> str:
+    """Why a line the index refused is no message."""
+    obj = decode_object(line)
+    if obj is None:
+        return "not JSON"
+    if "id" not in obj:
+        return "no message id"
+    if message_id(obj["id"]) is None:
+        return "an id that is empty, or not a string or a number"
+    # Read leniently here, refused by the index: a stray byte (invalid UTF-8) in the id, or an id
+    # or run id that is a number out of range.
+    return "an id or run id that cannot be read exactly (invalid UTF-8, a number out of range)"
+
+
 def check_messages(path: Path, rel: str, report: Report) -> None:
     seen: dict[str, int] = {}
     for line_no, offset, line, mid in _lines(path):
@@ -67,7 +81,7 @@ def check_messages(path: Path, rel: str, report: Report) -> None:
                                    f"({len(line)} bytes): {_preview(line)}")
         elif mid is None:
             report.corrupt += 1
-            why = "not JSON" if decode_object(line) is None else "no message id"
+            why = _why(line)
             report.problems.append(f"{rel}:{line_no}: byte {offset}: corrupt line, {why} "
                                    f"({len(line)} bytes): {_preview(line)}")
         elif mid in seen:

@@ -123,3 +123,15 @@ def test_positions_are_the_same_whatever_the_read_size(data_dir: Path,
         monkeypatch.setattr(check, "CHUNK", chunk)
         assert check.check(data_dir) == whole
     assert whole.messages == 6 and whole.corrupt == 2
+
+
+def test_corrupt_lines_say_why() -> None:
+    from service.check import _why
+
+    assert _why(b'{"id": "m9", "role": "us') == "not JSON"
+    assert _why(b"[1, 2]") == "not JSON"
+    assert _why(b'{"role": "user"}') == "no message id"
+    assert _why(b'{"id": ""}') == _why(b'{"id": {"a": 1}}') == (
+        "an id that is empty, or not a string or a number")
+    for line in (b'{"id": "bad\xff"}', b'{"id": "ok", "run_id": 1e400}'):
+        assert _why(line).startswith("an id or run id that cannot be read exactly"), line

@@ -159,3 +159,27 @@ async def test_a_modify_keeps_jans_fields_of_a_thread_json_with_a_stray_byte(
     assert doc["metadata"]["k"] == "v"
     copies = list(folder.glob(".thread.json.unreadable-*"))
     assert [c.read_bytes() for c in copies] == [original]
+
+
+async def test_a_modify_never_writes_a_thread_json_jan_cannot_parse(
+        start_server: MakeServer, data_dir: Path) -> None:
+    """A number out of range (1e400) is read as infinity when serving; written back it would be
+    `Infinity`, which is no JSON: such a file is replaced as one that cannot be read (its bytes
+    kept beside it), never written back so."""
+    folder = data_dir / "threads" / "jan_1"
+    folder.mkdir(parents=True)
+    original = json.dumps(jan_thread("jan_1", title="Caf\x00")).encode().replace(
+        b"\\u0000", b"\xe9").replace(b'"metadata"', b'"score": 1e400, "metadata"')
+    (folder / "thread.json").write_bytes(original)
+    (folder / "messages.jsonl").write_bytes(b"")
+    server = await start_server(fsync="never")
+    async with aiohttp.ClientSession(str(server.make_url(""))) as http, \
+            http.post("/v1/threads/jan_1", json={"metadata": {"k": "v"}}) as resp:
+        assert resp.status == 200, await resp.text()
+
+    def strict(constant: str) -> None:
+        raise ValueError(constant)
+
+    doc = json.loads((folder / "thread.json").read_bytes(), parse_constant=strict)
+    assert doc["metadata"] == {"k": "v"}
+    assert [c.read_bytes() for c in folder.glob(".thread.json.unreadable-*")] == [original]

@@ -32,7 +32,7 @@ from ..store.files import (
     write_atomic,
 )
 from ..store.layout import MESSAGES, THREAD_JSON
-from ..store.lines import decode_object, decode_object_exact
+from ..store.lines import decode_object_exact
 from ..store.threadjson import thread_json_bytes
 from .base import RepoBase, list_envelope
 
@@ -46,8 +46,8 @@ def read_thread_json(path: Path, durable: bool) -> tuple[dict[str, Any] | None, 
     the bytes it was read from (None: no file). One that does not parse exactly is most often
     Jan's, caught mid-rewrite (it truncates, then writes, without a lock): read again a few
     times; if it stays so, keep its bytes beside it (hidden) before it is replaced, so a title or
-    assistant settings are never lost, and take what a lenient read finds in it (invalid UTF-8
-    read as U+FFFD, as it is served)."""
+    assistant settings are never lost, and take what it holds with invalid UTF-8 read as U+FFFD
+    (as it is served), if that is all that was wrong."""
     for attempt in range(SETTLE_TRIES):
         try:
             raw = read_file(path)
@@ -59,9 +59,10 @@ def read_thread_json(path: Path, durable: bool) -> tuple[dict[str, Any] | None, 
         if attempt + 1 < SETTLE_TRIES:
             time.sleep(SETTLE_SECONDS)  # in a worker thread, holding the thread lock
     write_atomic(path.with_name(f".thread.json.unreadable-{time.time_ns()}"), raw, durable)
-    # Read as it is served (a stray byte as U+FFFD): its assistants and dates are kept, the
-    # exact bytes are in the copy beside it.
-    return decode_object(raw), raw
+    # A stray byte read as U+FFFD, as it is served: its assistants and dates are kept, the exact
+    # bytes are in the copy beside it. Only that: `decode_object` would also read 1e400 as
+    # infinity, which json.dumps writes as `Infinity`, no JSON (Jan could no longer read it).
+    return decode_object_exact(raw.decode(errors="replace").encode()), raw
 
 
 def _set_metadata(doc: dict[str, Any], meta: dict[str, str], thread_id: str) -> None:

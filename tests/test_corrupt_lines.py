@@ -312,3 +312,52 @@ async def test_each_corrupt_line_is_logged_once(open_client: OpenClient, data_di
     logged = [r.getMessage() for r in caplog.records if r.name == "service.index.damage"]
     assert logged == [f"thread jan_1: corrupt line skipped at byte {size} (8 bytes); "
                       "`threadline check` says why"]
+
+
+async def test_corrupt_lines_moved_by_another_programs_rewrite_are_not_logged_again(
+        open_client: OpenClient, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"),
+                          [msg(0), b"garbage one", msg(1), b"garbage two", msg(2)])
+    caplog.set_level(logging.WARNING, logger="service.index.damage")
+    client = await open_client()
+    assert len([r for r in caplog.records if r.name == "service.index.damage"]) == 2
+    caplog.clear()
+
+    async def rewrite(lines: list[bytes]) -> list[str]:
+        """Another program replaces the file (temp file, rename); a write through the API syncs
+        the thread first. The damage logged meanwhile."""
+        caplog.clear()
+        tmp = folder / "messages.jsonl.tmp"
+        tmp.write_bytes(b"".join(line + b"\n" for line in lines))
+        tmp.replace(folder / "messages.jsonl")
+        resp = await client.post("/v1/threads/jan_1/messages",
+                                 json={"role": "user", "content": "x"})
+        assert resp.status == 200
+        return [r.getMessage() for r in caplog.records if r.name == "service.index.damage"]
+
+    m = [json.dumps(msg(i)).encode() for i in range(3)]
+    # m0 dropped: both corrupt lines move, neither is new.
+    assert await rewrite([b"garbage one", m[1], b"garbage two", m[2]]) == []
+    # One swapped for another of the same count: only the new one is logged.
+    logged = await rewrite([b"garbage one", m[1], b"garbage 3!", m[2]])
+    start = len(b"garbage one\n") + len(m[1]) + 1
+    assert logged == [f"thread jan_1: corrupt line skipped at byte {start} (10 bytes); "
+                      "`threadline check` says why"]
+
+
+async def test_a_create_right_after_another_program_shortened_the_file_is_indexed(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """The index's end was past where the create's line landed (the new file is shorter): the
+    line must still be indexed, and the file read again, before the create answers. No watcher,
+    so nothing else would."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), [msg(0), msg(1), msg(2)])
+    client = await open_client(watch=False)
+    assert await served_ids(client) == ["m0", "m1", "m2"]
+    tmp = folder / "messages.jsonl.tmp"
+    tmp.write_bytes(json.dumps(msg(1)).encode() + b"\n")  # m0 and m2 deleted by Jan
+    tmp.replace(folder / "messages.jsonl")
+    resp = await client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "x"})
+    assert resp.status == 200
+    created = (await resp.json())["id"]
+    assert await served_ids(client) == ["m1", created]  # a list reads the index as it stands
+    assert (await client.get(f"/v1/threads/jan_1/messages/{created}")).status == 200

@@ -107,7 +107,7 @@ def _sift(index: MessageIndex, lines: list[memoryview], recs: list[LineView | No
         mid = None if rec is None else message_id(rec.id)
         if mid is None:
             if rec is not None or not line_is_blank(line):
-                index.add_corrupt(start, len(line))
+                index.add_corrupt(start, len(line), crc32(line))
             continue
         assert rec is not None
         if run_id := run_id_of(rec.run_id):

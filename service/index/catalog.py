@@ -56,6 +56,9 @@ class ThreadEntry:
     gone: dict[str, str | None] = field(default_factory=dict)
     fd: int | None = None  # cached read descriptor for messages.jsonl (see Catalog.read_fd)
     uid: int = field(default_factory=lambda: next(entry_uids))  # never reused (cache keys)
+    # (length, CRC-32) of the corrupt lines logged (index/damage.py): kept across rewrites of
+    # the file, so a line moved by another program's rewrite is not logged again
+    logged: set[tuple[int, int]] = field(default_factory=set)
     _thread_bytes: bytes | None = None
 
     @property

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from itertools import accumulate
 
@@ -34,7 +34,8 @@ _BLOCK = 4096  # ids hashed per copy of their bytes while filling a table
 
 class MessageIndex:
     __slots__ = ("_building", "_holes", "_id_ends", "_ids", "_lock", "_searches", "_spare",
-                 "_table", "canon", "corrupt", "crcs", "lengths", "run_ids", "shadowed", "starts")
+                 "_table", "canon", "corrupt", "corrupt_crcs", "crcs", "lengths", "run_ids",
+                 "shadowed", "starts")
 
     def __init__(self) -> None:
         self.starts = array("q")
@@ -45,6 +46,7 @@ class MessageIndex:
         self._id_ends = array("I")  # where each slot's id ends in _ids
         self.run_ids: dict[int, str] = {}  # sparse: most Jan messages have no run
         self.corrupt: list[tuple[int, int]] = []  # (offset, length) of lines that are not messages
+        self.corrupt_crcs: list[int] = []  # and the CRC-32 of each (logged once: index/damage.py)
         # Slots whose id a later line has again (a damaged file): an id names its last line, so
         # these are neither listed nor served. Found as ids enter the table.
         self.shadowed: set[int] = set()
@@ -104,8 +106,16 @@ class MessageIndex:
             if self._table is not None:
                 self._insert_from(first)
 
-    def add_corrupt(self, start: int, length: int) -> None:
+    def has_line(self, start: int, length: int, crc: int) -> bool:
+        """Whether a message line of this length and CRC-32 is indexed at `start` (a line this
+        process appended: indexed from its own bytes, or in a file another program replaced)."""
+        slot = bisect_left(self.starts, start)
+        return (slot < len(self.starts) and self.starts[slot] == start
+                and self.lengths[slot] == length and self.crcs[slot] == crc)
+
+    def add_corrupt(self, start: int, length: int, crc: int) -> None:
         self.corrupt.append((start, length))
+        self.corrupt_crcs.append(crc)
 
     def _key(self, slot: int) -> bytes:
         return bytes(self._ids[self._id_ends[slot - 1] if slot else 0 : self._id_ends[slot]])

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..feed import Change, Feed, Kind
 from ..ids import is_thread_id
 from ..store.files import Appended, remove_leftovers
+from ..store.lines import crc32
 from . import damage
 from .build import extend
 from .catalog import GONE_KEPT, Catalog, FileState, Tail, ThreadEntry
@@ -184,15 +185,14 @@ class Indexer:
         # Lines this process encoded are canonical by construction: no check on first read.
         entry.messages.canon[first:] = bytes([CANONICAL]) * (len(entry.messages) - first)
 
-    async def sync_through(self, thread_id: str, end: int) -> None:
-        """Make sure the index covers the file up to `end` (a line this process wrote). Waits
-        for a sync already running and reads only if that did not cover it, so a batch of
-        creates costs one read, not one each."""
-        entry = self.catalog.get(thread_id)
-        generation = entry.generation if entry is not None else -1
+    async def sync_through(self, thread_id: str, start: int, line: bytes) -> None:
+        """Make sure the index holds `line`, which this process wrote at `start`. Waits for a
+        sync already running and reads only if that did not index it, so a batch of creates
+        costs one read, not one each. The line itself is looked for, not just an indexed end
+        past it: another program may have replaced the file with a shorter one meanwhile."""
         async with self.lock(thread_id):
             entry = self.catalog.get(thread_id)
-            if entry is not None and entry.generation == generation and entry.tail.end >= end:
+            if entry is not None and entry.messages.has_line(start, len(line), crc32(line)):
                 return
         await self.sync(thread_id)
 
@@ -246,12 +246,12 @@ class Indexer:
             self._publish("thread.created", thread_id)
         elif publish and changed:
             self._publish("thread.updated", thread_id)
-        known = len(entry.messages.corrupt)  # an entry just made has an empty index
+        before, known = entry.messages, len(entry.messages.corrupt)
         if p.kind == "tail":
             self._apply_tail(entry, p, publish)
         elif p.kind in ("full", "missing"):
             self._apply_full(entry, p, publish)
-        damage.report(thread_id, entry.messages.corrupt, known)
+        damage.report(entry, before, known)
         if p.file is not None or p.kind == "missing":
             entry.file = p.file
         return entry

@@ -3,8 +3,9 @@
 A Jan-shaped line costs a decode, a normalization and an encode (about 5 µs for a 1 KB line,
 store/shapes.py) each time it is served; a canonical line costs nothing. Remembering the
 normalized bytes of recently served lines makes the lines people actually page through as cheap
-as canonical ones. Keys carry the thread entry's unique number and its generation, so a rewrite
-(which renumbers slots) or a thread re-created under the same id can never hit an old value.
+as canonical ones. Keys carry the thread entry's unique number and its epoch, so a rewrite
+(which renumbers slots), an append by another program (which may come with an edit in place) or
+a thread re-created under the same id can never hit an old value.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 
-Key = tuple[int, int, int]  # (entry uid, generation, slot)
+Key = tuple[int, int, int]  # (entry uid, epoch, slot)
 
 entry_uids = itertools.count(1)
 
@@ -33,19 +34,19 @@ class LineCache:
         self._items.move_to_end(key)
         return value
 
-    def get_run(self, uid: int, generation: int, slots: list[int]) -> list[bytes] | None:
+    def get_run(self, uid: int, epoch: int, slots: list[int]) -> list[bytes] | None:
         """The values of every slot of a page, or None unless all are held (then the caller
         reads and normalizes as usual, and the misses are counted there)."""
         items = self._items
         out = []
         for s in slots:
-            value = items.get((uid, generation, s))
+            value = items.get((uid, epoch, s))
             if value is None:
                 return None  # at the first miss: a page read cold misses every line
             out.append(value)
         touch = items.move_to_end
         for s in slots:
-            touch((uid, generation, s))
+            touch((uid, epoch, s))
         self.hits += len(slots)
         return out
 

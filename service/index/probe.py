@@ -45,6 +45,7 @@ class Probe:
     index: MessageIndex | None = None
     tail: Tail | None = None
     undated: bool = False  # thread.json gives no time: the thread is dated by what moves
+    own: bool = False  # a tail this process appended (indexed from the bytes it wrote)
 
 
 def _state(st: os.stat_result) -> FileState:

@@ -51,7 +51,7 @@ def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | Non
         index.canon[slot] = NORMALIZE
     if cache is None:
         return _normalized(entry, slot, raw)
-    key = (entry.uid, entry.generation, slot)
+    key = (entry.uid, entry.epoch, slot)
     served = cache.get(key)
     if served is None:
         served = _normalized(entry, slot, raw)
@@ -97,7 +97,7 @@ def stored_line(catalog: Catalog, entry: ThreadEntry, slot: int) -> bytes:
 
 def message_bytes(catalog: Catalog, entry: ThreadEntry, slot: int) -> bytes:
     if entry.messages.canon[slot] == NORMALIZE:  # a cached one needs no read at all
-        key = (entry.uid, entry.generation, slot)
+        key = (entry.uid, entry.epoch, slot)
         served = catalog.lines.get(key)
         if served is None:
             served = _normalized(entry, slot, stored_line(catalog, entry, slot))
@@ -120,7 +120,7 @@ def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
         return b",".join(each([partial(message_bytes, catalog, entry, s) for s in slots]))
     if run and index.canon.count(NORMALIZE, lo, hi + 1) == len(slots):
         # Jan-shaped lines whose served form is cached need no read at all (as for a get).
-        served = catalog.lines.get_run(entry.uid, entry.generation, slots)
+        served = catalog.lines.get_run(entry.uid, entry.epoch, slots)
         if served is not None:
             return b",".join(served)
     buf = pread(catalog.read_fd(entry), stop - start, start)

@@ -145,11 +145,14 @@ class Indexer:
         return entry is not None and as_seen(
             entry.folder, Seen(entry.thread_json, entry.file, entry.tail))
 
-    async def sync(self, thread_id: str) -> ThreadEntry | None:
-        """Re-read what changed in one thread folder; return its entry (None: no such thread)."""
+    async def sync(self, thread_id: str, whole: bool = False) -> ThreadEntry | None:
+        """Re-read what changed in one thread folder; return its entry (None: no such thread).
+        `whole`: read messages.jsonl again whatever its size and time say (a read found bytes
+        that are not the indexed ones: an edit in place that the file's state does not show)."""
         async with self.lock(thread_id):
             entry = self.catalog.get(thread_id)
-            seen = Seen() if entry is None else Seen(entry.thread_json, entry.file, entry.tail)
+            seen = Seen() if entry is None else Seen(
+                entry.thread_json, None if whole else entry.file, None if whole else entry.tail)
             folder = self.threads_dir / thread_id
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(None, probe, folder, thread_id, seen)
@@ -175,13 +178,15 @@ class Indexer:
         they directly follow what is indexed; otherwise leave them to a sync. Synchronous, so no
         other sync of the thread can interleave; skipped while one is running."""
         entry = self.catalog.get(thread_id)
-        if (entry is None or self.lock(thread_id).locked() or entry.file is None
-                or entry.tail.end != done.start or entry.file.ino != done.ino
+        if (entry is None or self.lock(thread_id).locked() or (file := entry.file) is None
+                or entry.tail.end != done.start or done.before != (file.ino, file.size,
+                                                                    file.mtime_ns)
                 or done.size != done.start + len(data)):
             return
         state = FileState(ino=done.ino, size=done.size, mtime_ns=done.mtime_ns)
         first = len(entry.messages)
-        self._apply(thread_id, entry, Probe(kind="tail", base=done.start, data=data, file=state))
+        self._apply(thread_id, entry, Probe(kind="tail", base=done.start, data=data, file=state,
+                                            own=True))
         # Lines this process encoded are canonical by construction: no check on first read.
         entry.messages.canon[first:] = bytes([CANONICAL]) * (len(entry.messages) - first)
 
@@ -259,6 +264,8 @@ class Indexer:
     def _apply_tail(self, entry: ThreadEntry, p: Probe, publish: bool) -> None:
         new: list[tuple[int, int, str]] = []
         index = entry.messages
+        if not p.own:
+            entry.epoch += 1
         first, shadowed = len(index), set(index.shadowed)
         extend(index, p.data, p.base, entry.tail, new)
         if not publish:
@@ -286,6 +293,7 @@ class Indexer:
         entry.messages = new
         entry.tail = p.tail or Tail()
         entry.generation += 1
+        entry.epoch += 1
         if not publish:
             return
         gen = entry.generation

@@ -126,15 +126,19 @@ class RepoBase:
                 return await self.reader.after_miss(miss, fn, entry, *args, again=again)
         except (Stale, FileNotFoundError, UnknownMessage):
             pass
-        synced = await self.indexer.sync(thread_id)
-        if synced is None:
-            raise thread_not_found(thread_id)
-        try:
-            again = partial(check_current, self.catalog, synced, synced.messages)
-            return await self.reader.call(fn, synced, *args, again=again)
-        except Stale:  # changed again while we synced: a writer is busy with it right now
-            raise Unavailable("The thread is being rewritten by another process or program; retry.",
-                              code="thread_busy") from None
+        for whole in (False, True):
+            synced = await self.indexer.sync(thread_id, whole)
+            if synced is None:
+                raise thread_not_found(thread_id)
+            try:
+                again = partial(check_current, self.catalog, synced, synced.messages)
+                return await self.reader.call(fn, synced, *args, again=again)
+            except Stale:
+                # The file's state said nothing changed, yet its bytes are not the indexed
+                # ones (edited in place): read it whole once. Stale again: a writer is busy.
+                continue
+        raise Unavailable("The thread is being rewritten by another process or program; retry.",
+                          code="thread_busy")
 
     def _slot(self, entry: ThreadEntry, message_id: str) -> int:
         slot = entry.messages.find(message_id)

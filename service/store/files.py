@@ -180,12 +180,15 @@ def pread(fd: int, length: int, offset: int) -> bytes:
 
 
 class Appended(NamedTuple):
-    """Where appended lines start, and the file as it stood right after (for the index)."""
+    """Where appended lines start, and the file as it stood right after (for the index) and
+    right before: the index takes the lines from the bytes written only if the file it indexed
+    is the one appended to, unchanged (another program may have rewritten it in place)."""
 
     start: int
     ino: int
     size: int
     mtime_ns: int
+    before: tuple[int, int, int] = (0, -1, 0)  # (ino, size, mtime_ns) just before the write
 
 
 def append_lines(folder: Path, data: bytes, durable: bool,
@@ -202,7 +205,8 @@ def append_lines(folder: Path, data: bytes, durable: bool,
     with thread_locked(folder):
         fd = open_file(folder / MESSAGES, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         try:
-            size = os.fstat(fd).st_size
+            pre = os.fstat(fd)
+            size = pre.st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 data = b"\n" + data
             _write_all(fd, data)
@@ -210,7 +214,8 @@ def append_lines(folder: Path, data: bytes, durable: bool,
             # lock may have appended between the fstat and the write.
             start = os.lseek(fd, 0, os.SEEK_CUR) - lines
             st = os.fstat(fd)  # an fsync changes neither size nor mtime
-            done = Appended(start, st.st_ino, st.st_size, st.st_mtime_ns)
+            done = Appended(start, st.st_ino, st.st_size, st.st_mtime_ns,
+                            (pre.st_ino, pre.st_size, pre.st_mtime_ns))
             if written is not None:
                 written(done)
             if durable:

@@ -20,7 +20,7 @@ from ..feed import Change, Feed, Kind
 from ..ids import is_thread_id
 from ..store.files import Appended, remove_leftovers
 from ..store.lines import crc32
-from . import damage
+from . import changes, damage
 from .build import extend
 from .catalog import GONE_KEPT, Catalog, FileState, Tail, ThreadEntry
 from .messages import CANONICAL, LARGE, MessageIndex
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 0.015
 SETTLE_TRIES = 20
-SEARCHED_LINES = 16  # appended lines looked up by a search while a large id table is not built
 
 
 def _same_file(a: Probe, b: Probe) -> bool:
@@ -262,28 +261,15 @@ class Indexer:
         return entry
 
     def _apply_tail(self, entry: ThreadEntry, p: Probe, publish: bool) -> None:
-        new: list[tuple[int, int, str]] = []
+        lines: list[tuple[int, int, str]] = []
         index = entry.messages
         if not p.own:
             entry.epoch += 1
         first, shadowed = len(index), set(index.shadowed)
-        extend(index, p.data, p.base, entry.tail, new)
-        if not publish:
-            return
-        # A line repeating an id the thread had is that message changed (it is served from
-        # this line now), not a new one: an update, like an edit in place.
-        index.holes()  # the earlier copies are known once the id table is
-        if index.has_table:
-            seen = {index.id_at(s) for s in index.shadowed - shadowed if s < first}
-        elif len(new) <= SEARCHED_LINES:  # a large thread's, not built yet (just after
-            # start-up): a search of the older ids, milliseconds a line, so not for a burst
-            seen = {mid for _, _, mid in new if index.occurs_before(mid, first)}
-        else:
-            seen = set()
-        for offset, length, mid in new:
-            kind: Kind = "thread.message.updated" if mid in seen else "thread.message.created"
-            seen.add(mid)
-            self._publish(kind, entry.id, mid, offset, length, entry.generation)
+        extend(index, p.data, p.base, entry.tail, lines)
+        if publish:
+            for kind, mid, offset, length, _ in changes.appended(index, first, shadowed, lines):
+                self._publish(kind, entry.id, mid, offset, length, entry.generation)
 
     def _apply_full(self, entry: ThreadEntry, p: Probe, publish: bool) -> None:
         # Not `p.index or ...`: an index of only corrupt lines has len() 0 and is still the file.
@@ -296,23 +282,9 @@ class Indexer:
         entry.epoch += 1
         if not publish:
             return
-        gen = entry.generation
-        old.holes()  # the earlier copies of a repeated id: one event per id, for its last line
-        new.holes()
-        for slot in range(len(old)):
-            mid = old.id_at(slot)
-            if slot not in old.shadowed and new.find(mid) < 0:
-                self._publish("thread.message.deleted", entry.id, mid, old.starts[slot],
-                              old.lengths[slot], gen)
-                entry.gone[mid] = next(iter(old.listed_before(slot, 1)), None)
+        for kind, mid, offset, length, before in changes.rewritten(old, new):
+            self._publish(kind, entry.id, mid, offset, length, entry.generation)
+            if kind == "thread.message.deleted":
+                entry.gone[mid] = before
                 if len(entry.gone) > GONE_KEPT:
                     del entry.gone[next(iter(entry.gone))]
-        for slot in range(len(new)):
-            if slot in new.shadowed:
-                continue
-            mid = new.id_at(slot)
-            before = old.find(mid)
-            if before >= 0 and old.crcs[before] == new.crcs[slot]:
-                continue
-            kind: Kind = "thread.message.created" if before < 0 else "thread.message.updated"
-            self._publish(kind, entry.id, mid, new.starts[slot], new.lengths[slot], gen)

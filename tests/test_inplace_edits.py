@@ -7,30 +7,34 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from service.models import Message, encoder, text_part
 from tests.jan import jan_message, jan_thread, write_thread
+from tests.sse import SseReader
 from tests.watchkit import wait_for
 
 OpenClient = Callable[..., Awaitable[TestClient]]
 
 
-def canonical(mid: str, text: str, n: int) -> dict[str, Any]:
-    """A line exactly as Threadline writes it (served as stored bytes)."""
-    msg = Message(id=mid, created_at=1717666240 + n, thread_id="jan_1", role="user",
-                  content=[text_part(text)], attachments=[], metadata={})
-    return json.loads(encoder.encode(msg))  # type: ignore[no-any-return]
+def canonical(mid: str, text: str, n: int) -> bytes:
+    """A line exactly as Threadline writes it (served as stored bytes, its CRC-32 checked)."""
+    return encoder.encode(Message(id=mid, created_at=1717666240 + n, thread_id="jan_1",
+                                  role="user", content=[text_part(text)], attachments=[],
+                                  metadata={}))
 
 
-def lines(shape: str) -> list[dict[str, Any]]:
+def line(shape: str, n: int) -> bytes:
     if shape == "jan":
-        return [jan_message(f"m{i}", "jan_1", f"text {i}", created_ms=1717666240000 + i)
-                for i in range(3)]
-    return [canonical(f"m{i}", f"text {i}", i) for i in range(3)]
+        return json.dumps(jan_message(f"m{n}", "jan_1", f"text {n}",
+                                      created_ms=1717666240000 + n)).encode()
+    return canonical(f"m{n}", f"text {n}", n)
+
+
+def lines(shape: str) -> list[bytes]:
+    return [line(shape, n) for n in range(3)]
 
 
 def edit_in_place(path: Path, old: bytes, new: bytes, append: bytes = b"") -> None:
@@ -70,12 +74,49 @@ async def test_an_edit_in_place_with_an_append_by_another_program_serves_the_edi
     folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), lines(shape))
     client = await open_client()
     assert await texts(client) == [("m0", "text 0"), ("m1", "text 1"), ("m2", "text 2")]
-    extra = lines(shape)[2] | {"id": "m3"}
-    edit_in_place(folder / "messages.jsonl", b"text 1", b"TEXT 1",
-                  json.dumps(extra).encode() + b"\n")
+    edit_in_place(folder / "messages.jsonl", b"text 1", b"TEXT 1", line(shape, 3) + b"\n")
 
     async def settled() -> bool:
         return [mid for mid, _ in await texts(client)] == ["m0", "m1", "m2", "m3"]
 
     await wait_for(settled, what="the watcher to index the append")
     assert (await texts(client))[1] == ("m1", "TEXT 1")
+
+
+async def test_a_replay_after_an_edit_in_place_reads_the_file_whole_and_goes_on(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """The replay found m1's bytes not the indexed ones and a sync changed nothing: it used to end
+    the stream (the client resumed, and it ended again). It reads the file whole and streams on."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), lines("canonical"))
+    client = await open_client(watch=False)
+    resp = await client.get("/v1/threads/jan_1/events", params={"after": "m0"})
+    assert [ev.json["id"] for ev in await SseReader(resp).take(2)] == ["m1", "m2"]
+    resp.close()
+    edit_in_place(folder / "messages.jsonl", b"text 1", b"TEXT 1")
+    resp = await client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "hi"})
+    created = (await resp.json())["id"]
+    resp = await client.get("/v1/threads/jan_1/events", params={"after": "m0"})
+    assert resp.status == 200
+    reader = SseReader(resp)
+    got = [ev.json for ev in await reader.take(3)]
+    assert [m["id"] for m in got] == ["m1", "m2", created]
+    assert got[0]["content"][0]["text"]["value"] == "TEXT 1"
+    assert not resp.content.at_eof()
+    resp.close()
+
+
+async def test_reading_the_file_whole_keeps_a_thread_whose_thread_json_is_gone(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """A known thread whose thread.json vanished keeps its last state (its folder is most often
+    being removed); a whole read of messages.jsonl must not take it for a new thread."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1", title="My title"),
+                          lines("canonical"))
+    client = await open_client(watch=False)
+    (folder / "thread.json").unlink()
+    edit_in_place(folder / "messages.jsonl", b"text 1", b"TEXT 1")
+    assert (await client.post("/v1/threads/jan_1/messages",
+                              json={"role": "user", "content": "hi"})).status == 200
+    resp = await client.get("/v1/threads/jan_1/messages/m1")  # stale: read whole
+    assert (await resp.json())["content"][0]["text"]["value"] == "TEXT 1"
+    resp = await client.get("/v1/threads/jan_1")
+    assert (await resp.json())["metadata"]["title"] == "My title"

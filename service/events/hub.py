@@ -43,7 +43,7 @@ SYNC_TRIES = 3  # syncs a message's event may wait for when the index is behind 
 class Hub:
     def __init__(self, catalog: Catalog, feed: Feed, journal: Journal, read: replay.Read,
                  limit: int, limit_bytes: int = 8 << 20,
-                 sync: Callable[[str], Awaitable[object]] | None = None) -> None:
+                 sync: Callable[..., Awaitable[object]] | None = None) -> None:
         self.catalog = catalog
         self._read = read  # runs a replay's reads (Reader.call: no disk waits on the loop)
         self.journal = journal
@@ -147,13 +147,16 @@ class Hub:
                     continue  # a creation seen in a file since rewritten without it
                 try:
                     event = self.event(change, jid)
+                    stale = None
                     for _ in range(SYNC_TRIES):
                         if (event is not None or change.message_id is None or not self._sync
                                 or not self._has(change.thread_id, change.message_id)):
                             break  # sent, or gone (its deletion follows)
                         # Indexed, yet its bytes are not where the index says: another process
-                        # rewrote the file since (a delete). The index catches up first.
-                        await self._sync(change.thread_id)
+                        # rewrote the file since (a delete). The index catches up first; if
+                        # that changed nothing, the file is read whole (an edit in place).
+                        synced = await self._sync(change.thread_id, stale)
+                        stale = getattr(synced, "messages", None)
                         event = self.event(change, jid)
                 except Exception:  # one bad change must not end every stream for good
                     log.exception("event hub: could not publish %s of thread %s", change.kind,

@@ -90,7 +90,7 @@ class ReplayBehind(RuntimeError):
 
 
 async def built(catalog: Catalog, journal: Journal, items: list[Replay], watermark: int,
-                sync: Callable[[str], Awaitable[object]] | None, tries: int,
+                sync: Callable[..., Awaitable[object]] | None, tries: int,
                 read: Read) -> list[Event]:
     """Creation events for replay items whose messages exist. One another process journaled
     that this one has not indexed yet (its watcher has not caught up) is not gone: its thread
@@ -101,12 +101,17 @@ async def built(catalog: Catalog, journal: Journal, items: list[Replay], waterma
     resumes. `read` runs the reads (a `Reader.call`: bytes the page cache dropped are loaded
     by threads, all of a chunk's at once, not waited for on the loop)."""
     out, missing, stale = await read(events, catalog, journal, items, watermark)
+    found_stale: dict[str, object] = {}
     for _ in range(tries):
         if not (missing or stale) or sync is None:
             break
         for thread_id in missing | stale:
             with contextlib.suppress(Exception):
-                await sync(thread_id)
+                # Stale again after a sync: its index holds bytes edited in place; the second
+                # sync reads the file whole (see Indexer.sync).
+                entry = await sync(thread_id, found_stale.get(thread_id))
+                if thread_id in stale and entry is not None:
+                    found_stale[thread_id] = getattr(entry, "messages", None)
         out, _, stale = await read(events, catalog, journal, items, watermark)
         missing = set()  # still not indexed after a sync: gone
     if stale:

@@ -102,7 +102,7 @@ def as_seen(folder: Path, seen: Seen) -> bool:
     return _unchanged(st, seen.file, seen.tail) and _same(tj, seen.thread_json)
 
 
-def _probe_messages(folder: Path, seen: Seen, probe: Probe, table: bool) -> None:
+def _probe_messages(folder: Path, seen: Seen, probe: Probe, table: bool, whole: bool) -> None:
     try:
         fd = open_file(folder / MESSAGES, os.O_RDONLY)
     except (FileNotFoundError, NotADirectoryError, NotAFile) as exc:
@@ -115,7 +115,7 @@ def _probe_messages(folder: Path, seen: Seen, probe: Probe, table: bool) -> None
         probe.file = st
         old = seen.file
         tail = seen.tail or Tail()
-        if old is not None and st.ino == old.ino and st.size >= tail.end:
+        if not whole and old is not None and st.ino == old.ino and st.size >= tail.end:
             if _unchanged(st, old, tail):
                 return
             if st.size > tail.end:
@@ -133,9 +133,11 @@ def _probe_messages(folder: Path, seen: Seen, probe: Probe, table: bool) -> None
         os.close(fd)
 
 
-def probe(folder: Path, thread_id: str, seen: Seen, table: bool = True) -> Probe:
+def probe(folder: Path, thread_id: str, seen: Seen, table: bool = True, whole: bool = False
+          ) -> Probe:
     """What changed in `folder` since `seen`; a folder with neither file is not a thread. A full
-    read builds the index's id table too unless `table` is false (start-up: see messages.py)."""
+    read builds the index's id table too unless `table` is false (start-up: see messages.py).
+    `whole`: read messages.jsonl whole even if its state says nothing changed or it grew."""
     result = Probe()
     try:
         folder_st = os.stat(folder)
@@ -146,7 +148,7 @@ def probe(folder: Path, thread_id: str, seen: Seen, table: bool = True) -> Probe
         tj = _state(os.stat(folder / THREAD_JSON))
     except (FileNotFoundError, NotADirectoryError):
         tj = None
-    _probe_messages(folder, seen, result, table)
+    _probe_messages(folder, seen, result, table, whole)
     if tj is None and result.file is None:
         result.gone = True
         return result

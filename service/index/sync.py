@@ -144,29 +144,34 @@ class Indexer:
         return entry is not None and as_seen(
             entry.folder, Seen(entry.thread_json, entry.file, entry.tail))
 
-    async def sync(self, thread_id: str, whole: bool = False) -> ThreadEntry | None:
+    async def sync(self, thread_id: str, stale: MessageIndex | None = None
+                   ) -> ThreadEntry | None:
         """Re-read what changed in one thread folder; return its entry (None: no such thread).
-        `whole`: read messages.jsonl again whatever its size and time say (a read found bytes
-        that are not the indexed ones: an edit in place that the file's state does not show)."""
+        `stale`: an index a read found bytes in that are not the indexed ones (an edit in place
+        the file's size and time do not show): if it is still the thread's index, messages.jsonl
+        is read whole (once for any number of readers that found it so)."""
         async with self.lock(thread_id):
             entry = self.catalog.get(thread_id)
-            seen = Seen() if entry is None else Seen(
-                entry.thread_json, None if whole else entry.file, None if whole else entry.tail)
+            seen = Seen() if entry is None else Seen(entry.thread_json, entry.file, entry.tail)
+            whole = stale is not None and entry is not None and entry.messages is stale
             folder = self.threads_dir / thread_id
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(None, probe, folder, thread_id, seen)
+            result = await loop.run_in_executor(None, probe, folder, thread_id, seen, True,
+                                                whole)
             if entry is not None and result.kind in ("full", "missing"):
-                result = await self._settled(folder, thread_id, seen, result)
+                result = await self._settled(folder, thread_id, seen, result, whole)
             return self._apply(thread_id, entry, result)
 
-    async def _settled(self, folder: Path, thread_id: str, seen: Seen, result: Probe) -> Probe:
+    async def _settled(self, folder: Path, thread_id: str, seen: Seen, result: Probe,
+                       whole: bool) -> Probe:
         """A rewrite by another program (Jan truncates, then writes) may be caught half done:
         read again until the file holds still, so readers never see a thread emptied and
         refilled (and subscribers no run of spurious deletions and creations)."""
         loop = asyncio.get_running_loop()
         for _ in range(SETTLE_TRIES):
             await asyncio.sleep(SETTLE_SECONDS)
-            again = await loop.run_in_executor(None, probe, folder, thread_id, seen)
+            again = await loop.run_in_executor(None, probe, folder, thread_id, seen, True,
+                                               whole)
             if _same_file(again, result):
                 return again
             result = again

@@ -126,17 +126,18 @@ class RepoBase:
                 return await self.reader.after_miss(miss, fn, entry, *args, again=again)
         except (Stale, FileNotFoundError, UnknownMessage):
             pass
-        for whole in (False, True):
-            synced = await self.indexer.sync(thread_id, whole)
+        stale = None
+        for _ in range(2):
+            synced = await self.indexer.sync(thread_id, stale)
             if synced is None:
                 raise thread_not_found(thread_id)
             try:
                 again = partial(check_current, self.catalog, synced, synced.messages)
                 return await self.reader.call(fn, synced, *args, again=again)
             except Stale:
-                # The file's state said nothing changed, yet its bytes are not the indexed
-                # ones (edited in place): read it whole once. Stale again: a writer is busy.
-                continue
+                # The sync found nothing to change, yet the bytes are not the indexed ones
+                # (edited in place): read the file whole once. Stale again: a writer is busy.
+                stale = synced.messages
         raise Unavailable("The thread is being rewritten by another process or program; retry.",
                           code="thread_busy")
 

@@ -76,11 +76,16 @@ def _warn_once(path: Path) -> None:
         log.warning("%s is not a regular file: read as no messages, and not written", path)
 
 
-def _read_from(fd: int, offset: int) -> bytes:
+def _read_from(fd: int, offset: int, end: int) -> bytes:
+    """The bytes from `offset` up to `end`: the size the file's state was taken at, so that what
+    is indexed is exactly the state recorded (bytes appended since wait for the next sync, and
+    the next own append still finds the file as indexed)."""
     os.lseek(fd, offset, os.SEEK_SET)
     chunks = []
-    while chunk := os.read(fd, 1 << 22):
+    left = end - offset
+    while left > 0 and (chunk := os.read(fd, min(left, 1 << 22))):
         chunks.append(chunk)
+        left -= len(chunk)
     return b"".join(chunks)
 
 
@@ -119,7 +124,7 @@ def _probe_messages(folder: Path, seen: Seen, probe: Probe, table: bool, whole: 
             if _unchanged(st, old, tail):
                 return
             if st.size > tail.end:
-                data = _read_from(fd, tail.start)
+                data = _read_from(fd, tail.start, st.size)
                 head = tail.end - tail.start
                 if tail.end == 0 or (data[head - 1 : head] == b"\n"
                                      and crc32(data[: tail.length]) == tail.crc):

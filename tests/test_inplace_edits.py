@@ -120,3 +120,19 @@ async def test_reading_the_file_whole_keeps_a_thread_whose_thread_json_is_gone(
     assert (await resp.json())["content"][0]["text"]["value"] == "TEXT 1"
     resp = await client.get("/v1/threads/jan_1")
     assert (await resp.json())["metadata"]["title"] == "My title"
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
+@pytest.mark.parametrize("shape", ["jan", "canonical"])
+async def test_a_modify_or_delete_of_a_message_another_program_just_removed_is_404_everywhere(
+        open_client: OpenClient, data_dir: Path, method: str, shape: str) -> None:
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), lines(shape))
+    client = await open_client(watch=False)  # only the request itself can notice
+    assert [mid for mid, _ in await texts(client)] == ["m0", "m1", "m2"]
+    data = (folder / "messages.jsonl").read_bytes()
+    (folder / "messages.jsonl").write_bytes(data.split(b"\n", 1)[1])  # m0 gone, in place
+    resp = await client.request(method, "/v1/threads/jan_1/messages/m0",
+                                json={"metadata": {"a": "b"}} if method == "POST" else None)
+    assert resp.status == 404
+    assert (await client.get("/v1/threads/jan_1/messages/m0")).status == 404
+    assert [mid for mid, _ in await texts(client)] == ["m1", "m2"]

@@ -172,10 +172,14 @@ class MessageOps(RepoBase):
 
         async with self.indexer.lock(thread_id):
             done = await self._exclusive(thread_id, run)
-            if done is None:
-                raise message_not_found(message_id)
-            self.indexer.apply_rewrite(thread_id, done[0], done[1])
-            self._wrote(thread_id)
+            if done is not None:
+                self.indexer.apply_rewrite(thread_id, done[0], done[1])
+                self._wrote(thread_id)
+        if done is None:
+            # The index has it, the file not (another program removed it a moment ago): bring
+            # the index in step before answering, or a get would still find it.
+            await self.indexer.sync(thread_id, stale=entry.messages)
+            raise message_not_found(message_id)
 
     async def message_files(self, thread_id: str, message_id: str) -> list[MessageFile]:
         def read(entry: ThreadEntry) -> list[MessageFile]:

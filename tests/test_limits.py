@@ -113,7 +113,7 @@ class GatedAppends:
         self.entered.set()
         assert self.gate.wait(10)
         start, self.size = self.size, self.size + len(data)
-        done = Appended(start, 1, self.size, 0)
+        done = Appended(start, 1, self.size, 0, (1, start, 0))
         if written is not None:
             written(done)
         return done

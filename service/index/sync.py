@@ -195,13 +195,21 @@ class Indexer:
         entry.messages.canon[first:] = bytes([CANONICAL]) * (len(entry.messages) - first)
 
     async def sync_through(self, thread_id: str, start: int, line: bytes) -> None:
-        """Make sure the index holds `line`, which this process wrote at `start`. Waits for a
-        sync already running and reads only if that did not index it, so a batch of creates
-        costs one read, not one each. The line itself is looked for, not just an indexed end
-        past it: another program may have replaced the file with a shorter one meanwhile."""
-        async with self.lock(thread_id):
+        """Make sure the index holds `line`, which this process wrote at `start`: most often
+        `apply_appended` indexed it from its own bytes already. Else waits for a sync already
+        running and reads only if that did not index it, so a batch of creates costs one read,
+        not one each. The line itself is looked for, not just an indexed end past it: another
+        program may have replaced the file with a shorter one meanwhile."""
+        crc = crc32(line)
+
+        def held() -> bool:
             entry = self.catalog.get(thread_id)
-            if entry is not None and entry.messages.has_line(start, len(line), crc32(line)):
+            return entry is not None and entry.messages.has_line(start, len(line), crc)
+
+        if held():
+            return
+        async with self.lock(thread_id):
+            if held():
                 return
         await self.sync(thread_id)
 

@@ -28,7 +28,7 @@ from ..models import (
     output_content,
 )
 from ..store import deleted, normalize
-from ..store.lines import crc32, decode_object, decode_object_exact, line_id
+from ..store.lines import decode_object, decode_object_exact, line_id
 from ..store.rewrite import rewrite_message
 from .base import RepoBase, list_envelope
 
@@ -76,11 +76,7 @@ class MessageOps(RepoBase):
         await self._keep_date(entry)
         with self._folder_of(thread_id):
             offset = await self.writer(thread_id).append(line)
-        now = self.catalog.get(thread_id)
-        if now is None or not now.messages.has_line(offset, len(line), crc32(line)):
-            # Not indexed from its own bytes (apply_appended): the file is not the one indexed
-            # (another program rewrote it) or a sync was running.
-            await self.indexer.sync_through(thread_id, offset, line)
+        await self.indexer.sync_through(thread_id, offset, line)
         self._wrote(thread_id)
         return line
 

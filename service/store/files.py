@@ -188,7 +188,7 @@ class Appended(NamedTuple):
     ino: int
     size: int
     mtime_ns: int
-    before: tuple[int, int, int] = (0, -1, 0)  # (ino, size, mtime_ns) just before the write
+    before: tuple[int, int, int]  # (ino, size, mtime_ns) just before the write
 
 
 def append_lines(folder: Path, data: bytes, durable: bool,

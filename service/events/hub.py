@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from functools import partial
 
 from ..feed import Change, Feed
@@ -43,7 +43,7 @@ SYNC_TRIES = 3  # syncs a message's event may wait for when the index is behind 
 class Hub:
     def __init__(self, catalog: Catalog, feed: Feed, journal: Journal, read: replay.Read,
                  limit: int, limit_bytes: int = 8 << 20,
-                 sync: Callable[..., Awaitable[object]] | None = None) -> None:
+                 sync: replay.Sync | None = None) -> None:
         self.catalog = catalog
         self._read = read  # runs a replay's reads (Reader.call: no disk waits on the loop)
         self.journal = journal
@@ -156,7 +156,7 @@ class Hub:
                         # rewrote the file since (a delete). The index catches up first; if
                         # that changed nothing, the file is read whole (an edit in place).
                         synced = await self._sync(change.thread_id, stale)
-                        stale = getattr(synced, "messages", None)
+                        stale = synced.messages if synced is not None else None
                         event = self.event(change, jid)
                 except Exception:  # one bad change must not end every stream for good
                     log.exception("event hub: could not publish %s of thread %s", change.kind,
@@ -178,7 +178,7 @@ class Hub:
         started = time.monotonic()
         try:
             assert self._sync is not None
-            await self._sync(thread_id)
+            await self._sync(thread_id, None)
             coming = {c.message_id for _, c in self._changes
                       if c.thread_id == thread_id and c.kind == CREATED}
             self.journal.settle_unseen(thread_id, started, coming.__contains__)
@@ -209,7 +209,7 @@ class Hub:
             try:
                 # Or restored since (a backup copied back): then its file has it now.
                 for thread_id in {records[i].t for i in doubtful}:
-                    await self._sync(thread_id)
+                    await self._sync(thread_id, None)
                 present = [i for i in doubtful if self._has(records[i].t, records[i].m)]
                 if present:
                     again = await loop.run_in_executor(

@@ -25,6 +25,8 @@ HISTORY = 4096  # ids of an ?after= replay remembered to find its place again af
 POSITION_ID = "0:"
 Built = tuple[list[Event], set[str], set[str]]
 Read = Callable[..., Awaitable[Built]]  # runs `events`: the repository's `Reader.call`
+# `Indexer.sync`: index a thread now; with the index a read found stale, read its file whole
+Sync = Callable[[str, MessageIndex | None], Awaitable[ThreadEntry | None]]
 
 
 async def since(journal: Journal, event_id: int, thread_id: str | None
@@ -90,7 +92,7 @@ class ReplayBehind(RuntimeError):
 
 
 async def built(catalog: Catalog, journal: Journal, items: list[Replay], watermark: int,
-                sync: Callable[..., Awaitable[object]] | None, tries: int,
+                sync: Sync | None, tries: int,
                 read: Read) -> list[Event]:
     """Creation events for replay items whose messages exist. One another process journaled
     that this one has not indexed yet (its watcher has not caught up) is not gone: its thread
@@ -101,7 +103,7 @@ async def built(catalog: Catalog, journal: Journal, items: list[Replay], waterma
     resumes. `read` runs the reads (a `Reader.call`: bytes the page cache dropped are loaded
     by threads, all of a chunk's at once, not waited for on the loop)."""
     out, missing, stale = await read(events, catalog, journal, items, watermark)
-    found_stale: dict[str, object] = {}
+    found_stale: dict[str, MessageIndex] = {}
     for _ in range(tries):
         if not (missing or stale) or sync is None:
             break
@@ -111,7 +113,7 @@ async def built(catalog: Catalog, journal: Journal, items: list[Replay], waterma
                 # sync reads the file whole (see Indexer.sync).
                 entry = await sync(thread_id, found_stale.get(thread_id))
                 if thread_id in stale and entry is not None:
-                    found_stale[thread_id] = getattr(entry, "messages", None)
+                    found_stale[thread_id] = entry.messages
         out, _, stale = await read(events, catalog, journal, items, watermark)
         missing = set()  # still not indexed after a sync: gone
     if stale:

@@ -538,9 +538,9 @@ async def _slow_syncs(server: TestServer) -> asyncio.Event:
     hub = server.app[HUB]
     gate, sync = asyncio.Event(), hub._sync
 
-    async def slow(thread_id: str) -> Any:
+    async def slow(thread_id: str, stale: Any = None) -> Any:
         await gate.wait()
-        return await sync(thread_id)
+        return await sync(thread_id, stale)
     hub._sync = slow
     return gate
 
@@ -582,10 +582,10 @@ async def test_a_stream_gets_a_held_event_released_on_its_own_after_an_older_one
     gates = {tx: asyncio.Event(), tw: asyncio.Event()}
     sync = hub._sync
 
-    async def slow(thread_id: str) -> Any:
+    async def slow(thread_id: str, stale: Any = None) -> Any:
         if thread_id in gates:
             await gates[thread_id].wait()
-        return await sync(thread_id)
+        return await sync(thread_id, stale)
     hub._sync = slow
     async with stream(two, "/v1/events"):  # someone listening: events are held, not dropped
         x = await say(one, tx, "x")

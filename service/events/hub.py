@@ -178,7 +178,7 @@ class Hub:
         started = time.monotonic()
         try:
             assert self._sync is not None
-            await self._sync(thread_id, None)
+            await self._sync(thread_id)
             coming = {c.message_id for _, c in self._changes
                       if c.thread_id == thread_id and c.kind == CREATED}
             self.journal.settle_unseen(thread_id, started, coming.__contains__)
@@ -209,7 +209,7 @@ class Hub:
             try:
                 # Or restored since (a backup copied back): then its file has it now.
                 for thread_id in {records[i].t for i in doubtful}:
-                    await self._sync(thread_id, None)
+                    await self._sync(thread_id)
                 present = [i for i in doubtful if self._has(records[i].t, records[i].m)]
                 if present:
                     again = await loop.run_in_executor(

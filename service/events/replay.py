@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 from ..index.catalog import Catalog, ThreadEntry
 from ..index.messages import MessageIndex
@@ -25,8 +26,13 @@ HISTORY = 4096  # ids of an ?after= replay remembered to find its place again af
 POSITION_ID = "0:"
 Built = tuple[list[Event], set[str], set[str]]
 Read = Callable[..., Awaitable[Built]]  # runs `events`: the repository's `Reader.call`
-# `Indexer.sync`: index a thread now; with the index a read found stale, read its file whole
-Sync = Callable[[str, MessageIndex | None], Awaitable[ThreadEntry | None]]
+
+
+class Sync(Protocol):
+    """`Indexer.sync`: index a thread now; given the index a read found stale, read it whole."""
+
+    def __call__(self, thread_id: str, stale: MessageIndex | None = None
+                 ) -> Awaitable[ThreadEntry | None]: ...
 
 
 async def since(journal: Journal, event_id: int, thread_id: str | None

@@ -7,6 +7,7 @@ from aiohttp import hdrs, web
 from .. import openapi
 from ..keys import CONFIG, METRICS
 from . import health, messages, sse, summaries, threads
+from .dispatch import fast_resolve
 from .gate import UNMATCHED, Gate, unmatched
 from .metrics import metrics_handler
 from .ui import ui_routes
@@ -42,11 +43,13 @@ def setup_routes(app: web.Application) -> None:
         (hdrs.METH_GET, "/openapi.json", openapi.openapi_json),
         *ui_routes(),
     ]
+    gets: dict[str, web.AbstractRoute] = {}
     for method, path, handler in table:
         label = UNMATCHED if handler is unmatched else path
         if method == hdrs.METH_GET:
-            app.router.add_get(path, gate(label, handler))  # and HEAD
+            gets[path] = app.router.add_get(path, gate(label, handler))  # and HEAD
         else:
             app.router.add_route(method, path, gate(label, handler))
+    fast_resolve(app.router, gets[M], gets[T + "/messages"])
     # Last: what no route above matched (any method, any path) gets its 404/405 envelope here.
     app.router.add_route(hdrs.METH_ANY, "/{path:.*}", gate(UNMATCHED, unmatched))

@@ -15,7 +15,7 @@ from service.index.messages import CANONICAL
 from service.keys import CATALOG
 
 from .jan import jan_message, jan_thread, write_thread
-from .watchkit import wait_for
+from .watchkit import append, jan_line, wait_for, watcher_ready
 
 
 async def text_of(client: TestClient, message_id: str) -> str:
@@ -72,3 +72,34 @@ async def test_lines_this_server_writes_are_known_canonical_without_a_check(
     assert entry.messages.canon[slot] == CANONICAL
     resp = await client.get(f"/v1/threads/{thread_id}/messages/{created['id']}")
     assert await resp.json() == created
+
+
+async def test_an_append_by_another_program_keeps_the_cached_lines(
+        data_dir: Path, client: TestClient) -> None:
+    """The lines held from before an append by another program are read and checked once
+    (their CRC-32 against the index), not normalized again: with several workers, every create by
+    one used to empty the others' caches of that thread."""
+    messages = [jan_message(f"m{i}", "jan_1", f"text {i}") for i in range(3)]
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"), messages)
+    await watcher_ready(client)
+    catalog = client.app[CATALOG]
+    cache = catalog.lines
+    for mid in ("m0", "m1", "m2"):
+        assert await text_of(client, mid) == f"text {mid[1]}"
+    entry = catalog.get("jan_1")
+    misses, epoch, trust = cache.misses, entry.epoch, entry.trust
+    await append(data_dir / "threads" / "jan_1" / "messages.jsonl",
+                 jan_line("m3", "jan_1", "text 3") + b"\n")
+
+    async def listed() -> list[str]:
+        resp = await client.get("/v1/threads/jan_1/messages", params={"order": "asc"})
+        return [m["content"][0]["text"]["value"] for m in (await resp.json())["data"]]
+
+    await wait_for(lambda: len(catalog.get("jan_1").messages) == 4, what="the append indexed")
+    assert catalog.get("jan_1") is entry and entry.trust > trust and entry.epoch == epoch
+    assert await text_of(client, "m1") == "text 1"  # a get: read, checked, served as held
+    assert await listed() == ["text 0", "text 1", "text 2", "text 3"]  # a page: the same
+    assert cache.misses == misses + 1  # m3 alone was normalized
+    hits = cache.hits
+    assert await listed() == ["text 0", "text 1", "text 2", "text 3"]
+    assert cache.hits == hits + 4  # trusted again: served without a read

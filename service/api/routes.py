@@ -50,6 +50,9 @@ def setup_routes(app: web.Application) -> None:
             gets[path] = app.router.add_get(path, gate(label, handler))  # and HEAD
         else:
             app.router.add_route(method, path, gate(label, handler))
+    # The two hot GETs are matched without the router's walk (api/dispatch.py): a route added
+    # under `/v1/threads/{thread_id}/messages/...` with a fixed segment where a message id goes
+    # must be matched there too, or it would be answered as a message get.
     fast_resolve(app.router, gets[M], gets[T + "/messages"])
     # Last: what no route above matched (any method, any path) gets its 404/405 envelope here.
     app.router.add_route(hdrs.METH_ANY, "/{path:.*}", gate(UNMATCHED, unmatched))

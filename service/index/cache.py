@@ -4,8 +4,15 @@ A Jan-shaped line costs a decode, a normalization and an encode (about 5 µs for
 store/shapes.py) each time it is served; a canonical line costs nothing. Remembering the
 normalized bytes of recently served lines makes the lines people actually page through as cheap
 as canonical ones. Keys carry the thread entry's unique number and its epoch, so a rewrite
-(which renumbers slots), an append by another program (which may come with an edit in place) or
-a thread re-created under the same id can never hit an old value.
+(which renumbers slots) or a thread re-created under the same id can never hit an old value.
+
+Each value also carries the entry's `trust` when its line was last found to be the indexed one.
+An append by another program moves the entry's trust (an edit in place that kept every length
+may have come with it, unseen by a sync that reads only the new tail): a value held from before
+is then served again only once its line, read, still has the CRC-32 the index holds (a `pread`
+and a CRC instead of a normalization; tests/test_line_cache.py). Before, such an append moved
+the epoch and dropped every value of the thread: with several workers, every create by one
+emptied the others' caches of that thread.
 """
 
 from __future__ import annotations
@@ -18,47 +25,58 @@ Key = tuple[int, int, int]  # (entry uid, epoch, slot)
 entry_uids = itertools.count(1)
 
 
+class Held:
+    """A line's served form, and the entry's trust when the line was last found unchanged."""
+
+    __slots__ = ("served", "trust")
+
+    def __init__(self, served: bytes, trust: int) -> None:
+        self.served = served
+        self.trust = trust
+
+
 class LineCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.size = 0
         self.hits = 0
         self.misses = 0
-        self._items: OrderedDict[Key, bytes] = OrderedDict()
+        self._items: OrderedDict[Key, Held] = OrderedDict()
 
-    def get(self, key: Key) -> bytes | None:
-        value = self._items.get(key)
-        if value is None:
+    def get(self, key: Key) -> Held | None:
+        held = self._items.get(key)
+        if held is None:
             return None  # a miss is counted when its line is put (a read may miss twice)
         self.hits += 1
         self._items.move_to_end(key)
-        return value
+        return held
 
-    def get_run(self, uid: int, epoch: int, slots: list[int]) -> list[bytes] | None:
-        """The values of every slot of a page, or None unless all are held (then the caller
-        reads and normalizes as usual, and the misses are counted there)."""
+    def get_run(self, uid: int, epoch: int, trust: int, slots: list[int]) -> list[bytes] | None:
+        """The served forms of every slot of a page, or None unless all are held and trusted
+        (then the caller reads the page and serves it line by line, and the misses are counted
+        there)."""
         items = self._items
         out = []
         for s in slots:
-            value = items.get((uid, epoch, s))
-            if value is None:
+            held = items.get((uid, epoch, s))
+            if held is None or held.trust != trust:
                 return None  # at the first miss: a page read cold misses every line
-            out.append(value)
+            out.append(held.served)
         touch = items.move_to_end
         for s in slots:
             touch((uid, epoch, s))
         self.hits += len(slots)
         return out
 
-    def put(self, key: Key, value: bytes) -> None:
+    def put(self, key: Key, served: bytes, trust: int) -> None:
         self.misses += 1  # every put follows a miss: the line was just normalized
-        if len(value) > self.max_bytes // 8:
+        if len(served) > self.max_bytes // 8:
             return  # one huge line must not flush everything else
         old = self._items.pop(key, None)
         if old is not None:
-            self.size -= len(old)
-        self._items[key] = value
-        self.size += len(value)
+            self.size -= len(old.served)
+        self._items[key] = Held(served, trust)
+        self.size += len(served)
         while self.size > self.max_bytes and self._items:
             _, dropped = self._items.popitem(last=False)
-            self.size -= len(dropped)
+            self.size -= len(dropped.served)

@@ -50,10 +50,12 @@ class ThreadEntry:
     file: FileState | None = None  # messages.jsonl as indexed; None: no file
     tail: Tail = field(default_factory=Tail)  # indexed end; last line (detects in-place rewrites)
     generation: int = 0
-    # The line cache's generation (cache keys): moves with `generation`, and also when another
-    # program appends, since an edit in place that kept every length may have come with it (the
-    # cache serves Jan-shaped lines without reading them).
+    # The line cache's generation (cache keys): moves with `generation`.
     epoch: int = 0
+    # Moves when another program appends, since an edit in place that kept every length may have
+    # come with it: the line cache serves Jan-shaped lines without reading them, and reads a
+    # line again before it serves a value held from before (index/cache.py).
+    trust: int = 0
     # Messages deleted lately -> the message just before each in the file then (None: it was
     # first): a list cursor naming one still finds its place (a client deleting the messages it
     # pages through). GONE_KEPT at most, oldest dropped first.

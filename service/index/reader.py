@@ -16,7 +16,7 @@ from ..store import normalize, shapes
 from ..store.lines import crc32, decode_object, line_id
 from ..store.resident import each, pread
 from . import canon
-from .cache import LineCache
+from .cache import Held, Key, LineCache
 from .catalog import Catalog, ThreadEntry
 from .messages import CANONICAL, NORMALIZE, UNKNOWN
 
@@ -52,10 +52,23 @@ def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | Non
     if cache is None:
         return _normalized(entry, slot, raw)
     key = (entry.uid, entry.epoch, slot)
-    served = cache.get(key)
-    if served is None:
-        served = _normalized(entry, slot, raw)
-        cache.put(key, served)
+    return _from_cache(entry, slot, raw, cache, key, cache.get(key))
+
+
+def _from_cache(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache, key: Key,
+                held: Held | None) -> bytes:
+    """The served form of the Jan-shaped line `raw` of `slot`: `held` (the cache's value for
+    `key`) if there is one, else normalized now and kept."""
+    if held is not None:
+        if held.trust != entry.trust:
+            # Another program appended since the line was last found unchanged, and may have
+            # edited it in place: serve the value again only if the line is still the one indexed.
+            if crc32(raw) != entry.messages.crcs[slot]:
+                raise Stale(entry.id)
+            held.trust = entry.trust
+        return held.served
+    served = _normalized(entry, slot, raw)
+    cache.put(key, served, entry.trust)
     return served
 
 
@@ -96,13 +109,13 @@ def stored_line(catalog: Catalog, entry: ThreadEntry, slot: int) -> bytes:
 
 
 def message_bytes(catalog: Catalog, entry: ThreadEntry, slot: int) -> bytes:
-    if entry.messages.canon[slot] == NORMALIZE:  # a cached one needs no read at all
+    if entry.messages.canon[slot] == NORMALIZE:
         key = (entry.uid, entry.epoch, slot)
-        served = catalog.lines.get(key)
-        if served is None:
-            served = _normalized(entry, slot, stored_line(catalog, entry, slot))
-            catalog.lines.put(key, served)
-        return served
+        held = catalog.lines.get(key)
+        if held is not None and held.trust == entry.trust:
+            return held.served  # no read at all
+        return _from_cache(entry, slot, stored_line(catalog, entry, slot), catalog.lines, key,
+                           held)
     return serve_line(entry, slot, stored_line(catalog, entry, slot), catalog.lines)
 
 
@@ -120,7 +133,7 @@ def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
         return b",".join(each([partial(message_bytes, catalog, entry, s) for s in slots]))
     if run and index.canon.count(NORMALIZE, lo, hi + 1) == len(slots):
         # Jan-shaped lines whose served form is cached need no read at all (as for a get).
-        served = catalog.lines.get_run(entry.uid, entry.epoch, slots)
+        served = catalog.lines.get_run(entry.uid, entry.epoch, entry.trust, slots)
         if served is not None:
             return b",".join(served)
     buf = pread(catalog.read_fd(entry), stop - start, start)

@@ -277,7 +277,7 @@ class Indexer:
         lines: list[tuple[int, int, str]] = []
         index = entry.messages
         if not p.own:
-            entry.epoch += 1
+            entry.trust += 1  # it may have edited lines in place too (index/cache.py)
         first, shadowed = len(index), set(index.shadowed)
         extend(index, p.data, p.base, entry.tail, lines)
         if publish:

@@ -10,9 +10,11 @@ Each value also carries the entry's `trust` when its line was last found to be t
 An append by another program moves the entry's trust (an edit in place that kept every length
 may have come with it, unseen by a sync that reads only the new tail): a value held from before
 is then served again only once its line, read, still has the CRC-32 the index holds (a `pread`
-and a CRC instead of a normalization; tests/test_line_cache.py). Before, such an append moved
-the epoch and dropped every value of the thread: with several workers, every create by one
-emptied the others' caches of that thread.
+and a CRC instead of a normalization; tests/test_line_cache.py). That check means something
+because a value is only ever made from the indexed line: a line read for the cache whose CRC-32
+is not the index's is `Stale` (tests/test_inplace_edits.py: edited, then edited back).
+Before, such an append moved the epoch and dropped every value of the thread: with several
+workers, every create by one emptied the others' caches of that thread.
 """
 
 from __future__ import annotations

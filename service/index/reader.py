@@ -67,6 +67,10 @@ def _from_cache(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache, key
                 raise Stale(entry.id)
             held.trust = entry.trust
         return held.served
+    if crc32(raw) != entry.messages.crcs[slot]:
+        # Not the indexed line (edited in place, unseen so far): a value made from it and kept
+        # would pass every later check against the index once the line is edited back.
+        raise Stale(entry.id)
     served = _normalized(entry, slot, raw)
     cache.put(key, served, entry.trust)
     return served

@@ -99,3 +99,19 @@ async def test_over_http(client: TestClient) -> None:
     assert head.status == 200
     missing = await client.get(f"/v1/threads/{tid}/messages/msg_nope")
     assert missing.status == 404 and (await missing.json())["error"]["param"] == "message_id"
+
+
+def test_no_route_the_shortcut_would_shadow(make_config: Callable[..., Config]) -> None:
+    """The shortcut answers every plain `/v1/threads/X/messages[/Y]` GET itself: a route added
+    later with a fixed segment in one of those places (`.../messages/search`) would never be
+    reached. Only the two hot routes may have these shapes."""
+    app = create_app(make_config())
+    shapes = []
+    for resource in app.router.resources():
+        parts = resource.canonical.split("/")
+        hot_shape = len(parts) in (5, 6) and parts[1:3] == ["v1", "threads"] \
+            and parts[4] == "messages"
+        if hot_shape and any(route.method == "GET" for route in resource):
+            shapes.append(resource.canonical)
+    assert sorted(shapes) == ["/v1/threads/{thread_id}/messages",
+                              "/v1/threads/{thread_id}/messages/{message_id}"]

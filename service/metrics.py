@@ -59,7 +59,8 @@ class _StateCollector(Collector):
                                   "Jan-shaped lines normalized because the cache lacked them.",
                                   value=cache.misses)
         yield GaugeMetricFamily("threadline_line_cache_bytes",
-                                "Bytes of normalized lines held (bounded by line_cache_mb).",
+                                "Bytes the normalized lines held take, bookkeeping included "
+                                "(bounded by line_cache_mb).",
                                 value=cache.size)
         yield CounterMetricFamily(
             "threadline_read_disk_waits",

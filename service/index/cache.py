@@ -25,6 +25,9 @@ from collections import OrderedDict
 Key = tuple[int, int, int]  # (entry uid, epoch, slot)
 
 entry_uids = itertools.count(1)
+# What one value costs besides its bytes: the ordered dict's node, the key tuple and the Held
+# object (~200 bytes on CPython 3.11), counted against the budget with the bytes.
+ENTRY_OVERHEAD = 200
 
 
 class Held:
@@ -76,9 +79,9 @@ class LineCache:
             return  # one huge line must not flush everything else
         old = self._items.pop(key, None)
         if old is not None:
-            self.size -= len(old.served)
+            self.size -= len(old.served) + ENTRY_OVERHEAD
         self._items[key] = Held(served, trust)
-        self.size += len(served)
+        self.size += len(served) + ENTRY_OVERHEAD
         while self.size > self.max_bytes and self._items:
             _, dropped = self._items.popitem(last=False)
-            self.size -= len(dropped.served)
+            self.size -= len(dropped.served) + ENTRY_OVERHEAD

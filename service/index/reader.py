@@ -143,11 +143,10 @@ def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
     buf = pread(catalog.read_fd(entry), stop - start, start)
     if len(buf) != stop - start:
         raise Stale(entry.id)
-    if run and _all_canonical(entry, lo, hi, buf):
-        if slots[0] == lo:
-            return buf.replace(b"\n", b",")
-        view = memoryview(buf)
-        return b",".join([view[index.starts[s] - start:index.end_of(s) - start] for s in slots])
+    if run and (lines := _canonical_lines(entry, lo, hi, buf)) is not None:
+        if slots[0] != lo:
+            lines.reverse()  # a descending page
+        return b",".join(lines)
     out = []
     for s in slots:
         at = index.starts[s] - start
@@ -165,7 +164,7 @@ def classify(fd: int, entry: ThreadEntry, lo: int, hi: int) -> None:
     buf = pread(fd, stop - start, start)
     if len(buf) != stop - start:
         raise Stale(entry.id)
-    if _all_canonical(entry, lo, hi, buf):
+    if _canonical_lines(entry, lo, hi, buf) is not None:
         return
     flags = index.canon
     for s in range(lo, hi + 1):
@@ -177,42 +176,46 @@ def classify(fd: int, entry: ThreadEntry, lo: int, hi: int) -> None:
             flags[s] = CANONICAL if canon.line(raw, entry.id, index.key_at(s)) else NORMALIZE
 
 
-def _all_canonical(entry: ThreadEntry, lo: int, hi: int, buf: bytes) -> bool:
-    """Whether slots lo..hi, read into `buf`, are all canonical lines, one per line: known to be,
-    or, when none is known not to be, found to be now (one test for the page)."""
+def _canonical_lines(entry: ThreadEntry, lo: int, hi: int, buf: bytes
+                     ) -> list[memoryview] | None:
+    """The lines of slots lo..hi in `buf` (read from lo's start to hi's end), if they are all
+    canonical lines, one per line: known to be, or, when none is known not to be, found to be
+    now (one test for the page); else None."""
     index = entry.messages
     flags, count = index.canon, hi - lo + 1
     known = flags.count(CANONICAL, lo, hi + 1)
     if known != count and flags.count(NORMALIZE, lo, hi + 1):
-        return False
+        return None
     if not known and not canon.may_be(buf, index.key_at(lo)):
-        return False  # a page of Jan-shaped lines: no need to look further
-    if not _is_run(entry, lo, hi, buf):
-        return False
-    if known == count:
-        return True
+        return None  # a page of Jan-shaped lines: no need to look further
+    lines = _run(entry, lo, hi, buf)
+    if lines is None or known == count:
+        return lines
     if not canon.page(buf, entry.id, [index.key_at(s) for s in range(lo, hi + 1)]):
-        return False
+        return None
     flags[lo:hi + 1] = bytes([CANONICAL]) * count
-    return True
+    return lines
 
 
-def _is_run(entry: ThreadEntry, lo: int, hi: int, buf: bytes) -> bool:
-    """Whether `buf`, read from slot lo's start to slot hi's end, is exactly those lines one per
-    line, as indexed: each line where the index puts it with the CRC it had when indexed, and a
-    newline between each two (the file was not rewritten under the index, not even in place with
-    the same lengths). Then a page of canonical lines is the buffer itself. False also for a gap
-    of corrupt or blank lines between slots: the line-by-line path serves those."""
+def _run(entry: ThreadEntry, lo: int, hi: int, buf: bytes) -> list[memoryview] | None:
+    """The lines of slots lo..hi in `buf` (read from lo's start to hi's end), if it is exactly
+    those lines one per line, as indexed: each line where the index puts it with the CRC it had
+    when indexed, and a newline between each two (the file was not rewritten under the index, not
+    even in place with the same lengths); else None, also for a gap of corrupt or blank lines
+    between slots (the line-by-line path serves those)."""
     index = entry.messages
     starts, lengths, crcs = index.starts, index.lengths, index.crcs
     base = starts[lo]
     view = memoryview(buf)
+    lines = []
     at = 0
     for s in range(lo, hi + 1):
         if starts[s] - base != at:
-            return False
+            return None
         end = at + lengths[s]
-        if crc32(view[at:end]) != crcs[s] or (s < hi and buf[end] != 10):  # 10: newline
-            return False
+        line = view[at:end]
+        if crc32(line) != crcs[s] or (s < hi and buf[end] != 10):  # 10: newline
+            return None
+        lines.append(line)
         at = end + 1
-    return at == len(buf) + 1
+    return lines if at == len(buf) + 1 else None

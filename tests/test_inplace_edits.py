@@ -222,3 +222,16 @@ async def test_the_same_after_the_line_was_cached_and_evicted(
     pwrite_edit(path, b"TEXT 1", b"text 1", line("jan", 4) + b"\n")
     await wait_for(indexed(client, 5), what="the second append")
     assert await text_of(client, "m1") == "text 1"
+
+
+async def test_a_page_read_line_by_line_does_not_serve_a_held_line_whose_bytes_changed(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """A page that reads its lines checks every line's CRC-32, Jan-shaped ones held in the line
+    cache too: an edit in place with no append (unseen without a watcher) is found there."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), lines("jan"))
+    client = await open_client(watch=False)
+    await proven(client)
+    assert await text_of(client, "m1") == "text 1"  # m1 alone held: the page is read
+    pwrite_edit(folder / "messages.jsonl", b"text 1", b"TEXT 1")
+    assert await texts(client) == [("m0", "text 0"), ("m1", "TEXT 1"), ("m2", "text 2")]
+    assert await text_of(client, "m1") == "TEXT 1"

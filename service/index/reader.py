@@ -37,11 +37,12 @@ def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | Non
     """The served bytes of a stored line: itself when canonical, else its normalized form (from
     `cache` when it holds it)."""
     index = entry.messages
-    flag = index.canon[slot]
-    if flag != NORMALIZE and crc32(raw) != index.crcs[slot]:
-        # Not the line that was indexed (and found canonical): another program rewrote the file
-        # a moment before the watcher noticed, shifting offsets or even in place, same lengths.
+    if crc32(raw) != index.crcs[slot]:
+        # Not the line that was indexed: another program rewrote the file a moment before the
+        # watcher noticed, shifting offsets or even in place, same lengths. Neither served as
+        # stored nor normalized into the cache, where a value must stand for the indexed line.
         raise Stale(entry.id)
+    flag = index.canon[slot]
     if flag == CANONICAL:
         return raw
     if flag == UNKNOWN:
@@ -57,26 +58,20 @@ def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | Non
 
 def _from_cache(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache, key: Key,
                 held: Held | None) -> bytes:
-    """The served form of the Jan-shaped line `raw` of `slot`: `held` (the cache's value for
-    `key`) if there is one, else normalized now and kept."""
+    """The served form of the Jan-shaped line `raw` of `slot`, already found to be the indexed
+    line (its CRC-32): `held` (the cache's value for `key`), now trusted again, if there is one;
+    else normalized now and kept. A value made from any other bytes would pass every later check
+    against the index once the line is edited back (tests/test_inplace_edits.py)."""
     if held is not None:
-        if held.trust != entry.trust:
-            # Another program appended since the line was last found unchanged, and may have
-            # edited it in place: serve the value again only if the line is still the one indexed.
-            if crc32(raw) != entry.messages.crcs[slot]:
-                raise Stale(entry.id)
-            held.trust = entry.trust
+        held.trust = entry.trust
         return held.served
-    if crc32(raw) != entry.messages.crcs[slot]:
-        # Not the indexed line (edited in place, unseen so far): a value made from it and kept
-        # would pass every later check against the index once the line is edited back.
-        raise Stale(entry.id)
     served = _normalized(entry, slot, raw)
     cache.put(key, served, entry.trust)
     return served
 
 
 def _normalized(entry: ThreadEntry, slot: int, raw: bytes) -> bytes:
+    """The served form of `raw`, the indexed line of `slot` (its CRC-32 checked by the caller)."""
     index = entry.messages
     fast = shapes.served(raw, entry.id)  # the common shapes, decoded typed: the fast way
     if fast is not None:
@@ -86,16 +81,11 @@ def _normalized(entry: ThreadEntry, slot: int, raw: bytes) -> bytes:
     obj = decode_object(raw)
     if obj is None:
         # Indexed as a message, yet the full parse fails (an integer of thousands of digits in
-        # a field the index skips): serve what can be read, unless it is not the indexed line.
+        # a field the index skips): serve what can be read. When not even its id can be (nested
+        # so deep that the parser, which shares Python's recursion budget, fails on this deeper
+        # stack where it succeeded in the indexer's shallow one), serve what the index knows.
         mid = line_id(raw)
-        if mid is None and crc32(raw) == index.crcs[slot]:
-            # The very line the index took for a message, yet unreadable here: nested so deep
-            # that the parser, which shares Python's recursion budget, fails on this deeper
-            # stack where it succeeded in the indexer's shallow one. Serve what the index knows.
-            mid = index.id_at(slot)
-        if mid is None:
-            raise Stale(entry.id)
-        obj = {"id": mid}
+        obj = {"id": index.id_at(slot) if mid is None else mid}
     mid = obj.get("id")
     if (mid if isinstance(mid, str) else str(mid)) != index.id_at(slot):
         raise Stale(entry.id)
@@ -118,8 +108,12 @@ def message_bytes(catalog: Catalog, entry: ThreadEntry, slot: int) -> bytes:
         held = catalog.lines.get(key)
         if held is not None and held.trust == entry.trust:
             return held.served  # no read at all
-        return _from_cache(entry, slot, stored_line(catalog, entry, slot), catalog.lines, key,
-                           held)
+        # Not held, or held from before another program appended (it may have edited the line
+        # in place): read, and serve only the line the index holds.
+        raw = stored_line(catalog, entry, slot)
+        if crc32(raw) != entry.messages.crcs[slot]:
+            raise Stale(entry.id)
+        return _from_cache(entry, slot, raw, catalog.lines, key, held)
     return serve_line(entry, slot, stored_line(catalog, entry, slot), catalog.lines)
 
 

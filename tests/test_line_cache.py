@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from service.app import create_app
 from service.config import Config
+from service.index.cache import ENTRY_OVERHEAD
 from service.index.messages import CANONICAL
 from service.keys import CATALOG
 
@@ -103,3 +104,20 @@ async def test_an_append_by_another_program_keeps_the_cached_lines(
     hits = cache.hits
     assert await listed() == ["text 0", "text 1", "text 2", "text 3"]
     assert cache.hits == hits + 4  # trusted again: served without a read
+
+
+async def test_the_budget_counts_each_value_with_its_bookkeeping(
+        make_config: Callable[..., Config], aiohttp_client: Any, data_dir: Path) -> None:
+    """`line_cache_mb` bounds what the cache takes: a value counts its bytes and its bookkeeping
+    (dict node, key, Held), so many small lines cannot hold several times the budget."""
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"),
+                 [jan_message(f"m{i}", "jan_1", f"t{i}") for i in range(3)])
+    client = await aiohttp_client(create_app(make_config(line_cache_mb=1)))
+    cache = client.app[CATALOG].lines
+    served = 0
+    for i in range(3):
+        resp = await client.get(f"/v1/threads/jan_1/messages/m{i}")
+        served += len(await resp.read())
+    assert cache.size == served + 3 * ENTRY_OVERHEAD
+    metrics = await (await client.get("/metrics")).text()
+    assert f"threadline_line_cache_bytes {float(cache.size)}" in metrics

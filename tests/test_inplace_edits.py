@@ -221,7 +221,7 @@ async def test_the_same_after_the_line_was_cached_and_evicted(
     for i in range(12):  # ~1.2 MB of other lines: m1's value is evicted, its verdict stays
         assert (await client.get(f"/v1/threads/jan_2/messages/b{i}")).status == 200
     entry = catalog.get("jan_1")
-    assert catalog.lines.get((entry.uid, entry.epoch, 1)) is None
+    assert catalog.lines.get((entry.uid, entry.generation, 1)) is None
     await edit_and_edit_back_each_with_an_append(client, path)
 
 

@@ -88,7 +88,7 @@ async def test_an_append_by_another_program_keeps_the_cached_lines(
     for mid in ("m0", "m1", "m2"):
         assert await text_of(client, mid) == f"text {mid[1]}"
     entry = catalog.get("jan_1")
-    misses, epoch, trust = cache.misses, entry.epoch, entry.trust
+    misses, generation, trust = cache.misses, entry.generation, entry.trust
     await append(data_dir / "threads" / "jan_1" / "messages.jsonl",
                  jan_line("m3", "jan_1", "text 3") + b"\n")
 
@@ -97,7 +97,7 @@ async def test_an_append_by_another_program_keeps_the_cached_lines(
         return [m["content"][0]["text"]["value"] for m in (await resp.json())["data"]]
 
     await wait_for(lambda: len(catalog.get("jan_1").messages) == 4, what="the append indexed")
-    assert catalog.get("jan_1") is entry and entry.trust > trust and entry.epoch == epoch
+    assert catalog.get("jan_1") is entry and entry.trust > trust and entry.generation == generation
     assert await text_of(client, "m1") == "text 1"  # a get: read, checked, served as held
     assert await listed() == ["text 0", "text 1", "text 2", "text 3"]  # a page: the same
     assert cache.misses == misses + 1  # m3 alone was normalized

@@ -3,7 +3,7 @@
 A Jan-shaped line costs a decode, a normalization and an encode (about 5 µs for a 1 KB line,
 store/shapes.py) each time it is served; a canonical line costs nothing. Remembering the
 normalized bytes of recently served lines makes the lines people actually page through as cheap
-as canonical ones. Keys carry the thread entry's unique number and its epoch, so a rewrite
+as canonical ones. Keys carry the thread entry's unique number and its generation, so a rewrite
 (which renumbers slots) or a thread re-created under the same id can never hit an old value.
 
 Each value also carries the entry's `trust` when its line was last found to be the indexed one.
@@ -13,8 +13,9 @@ is then served again only once its line, read, still has the CRC-32 the index ho
 and a CRC instead of a normalization; tests/test_line_cache.py). That check means something
 because a value is only ever made from the indexed line: a line read for the cache whose CRC-32
 is not the index's is `Stale` (tests/test_inplace_edits.py: edited, then edited back).
-Before, such an append moved the epoch and dropped every value of the thread: with several
-workers, every create by one emptied the others' caches of that thread.
+Before, such an append moved a key generation of its own (an `epoch`) and dropped every value
+of the thread: with several workers, every create by one emptied the others' caches of that
+thread.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 
-Key = tuple[int, int, int]  # (entry uid, epoch, slot)
+Key = tuple[int, int, int]  # (entry uid, generation, slot)
 
 entry_uids = itertools.count(1)
 # What one value costs besides its bytes: the ordered dict's node, the key tuple and the Held
@@ -56,20 +57,21 @@ class LineCache:
         self._items.move_to_end(key)
         return held
 
-    def get_run(self, uid: int, epoch: int, trust: int, slots: list[int]) -> list[bytes] | None:
+    def get_run(self, uid: int, generation: int, trust: int, slots: list[int]
+                ) -> list[bytes] | None:
         """The served forms of every slot of a page, or None unless all are held and trusted
         (then the caller reads the page and serves it line by line, and the misses are counted
         there)."""
         items = self._items
         out = []
         for s in slots:
-            held = items.get((uid, epoch, s))
+            held = items.get((uid, generation, s))
             if held is None or held.trust != trust:
                 return None  # at the first miss: a page read cold misses every line
             out.append(held.served)
         touch = items.move_to_end
         for s in slots:
-            touch((uid, epoch, s))
+            touch((uid, generation, s))
         self.hits += len(slots)
         return out
 

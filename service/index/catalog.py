@@ -49,9 +49,7 @@ class ThreadEntry:
     messages: MessageIndex = field(default_factory=MessageIndex)
     file: FileState | None = None  # messages.jsonl as indexed; None: no file
     tail: Tail = field(default_factory=Tail)  # indexed end; last line (detects in-place rewrites)
-    generation: int = 0
-    # The line cache's generation (cache keys): moves with `generation`.
-    epoch: int = 0
+    generation: int = 0  # moves on every whole read of the file (also the line cache's keys)
     # Moves when another program appends, since an edit in place that kept every length may have
     # come with it: the line cache serves Jan-shaped lines without reading them, and reads a
     # line again before it serves a value held from before (index/cache.py).

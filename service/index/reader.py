@@ -52,7 +52,7 @@ def serve_line(entry: ThreadEntry, slot: int, raw: bytes, cache: LineCache | Non
         index.canon[slot] = NORMALIZE
     if cache is None:
         return _normalized(entry, slot, raw)
-    key = (entry.uid, entry.epoch, slot)
+    key = (entry.uid, entry.generation, slot)
     return _from_cache(entry, slot, raw, cache, key, cache.get(key))
 
 
@@ -104,7 +104,7 @@ def stored_line(catalog: Catalog, entry: ThreadEntry, slot: int) -> bytes:
 
 def message_bytes(catalog: Catalog, entry: ThreadEntry, slot: int) -> bytes:
     if entry.messages.canon[slot] == NORMALIZE:
-        key = (entry.uid, entry.epoch, slot)
+        key = (entry.uid, entry.generation, slot)
         held = catalog.lines.get(key)
         if held is not None and held.trust == entry.trust:
             return held.served  # no read at all
@@ -131,7 +131,7 @@ def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
         return b",".join(each([partial(message_bytes, catalog, entry, s) for s in slots]))
     if run and index.canon.count(NORMALIZE, lo, hi + 1) == len(slots):
         # Jan-shaped lines whose served form is cached need no read at all (as for a get).
-        served = catalog.lines.get_run(entry.uid, entry.epoch, entry.trust, slots)
+        served = catalog.lines.get_run(entry.uid, entry.generation, entry.trust, slots)
         if served is not None:
             return b",".join(served)
     buf = pread(catalog.read_fd(entry), stop - start, start)

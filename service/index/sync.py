@@ -292,7 +292,6 @@ class Indexer:
         entry.messages = new
         entry.tail = p.tail or Tail()
         entry.generation += 1
-        entry.epoch += 1
         if not publish:
             return
         for kind, mid, offset, length, before in changes.rewritten(old, new):

@@ -140,3 +140,32 @@ async def test_a_line_rewritten_in_place_to_the_same_length_is_not_served_as_sto
         "completed", made[1]["created_at"], "TWO")
     page = await _page(client, thread_id, order="asc")
     assert page["data"][1] == msg and page["data"][0] == made[0] and page["data"][2] == made[2]
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read from files so far (`rchar`: every read and pread)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+async def test_a_page_over_a_long_corrupt_stretch_reads_its_lines_not_the_stretch(
+        open_client: Callable[..., Any], data_dir: Path) -> None:
+    """A page of a few lines whose range holds megabytes of corrupt lines (a torn write of a
+    huge blob, garbage pasted into the file) reads each of its lines, not the whole range."""
+    client = await open_client(watch=False)
+    thread_id, made = await _thread_with(client, ["a", "b", "c"])
+    await client.close()
+    path = data_dir / "threads" / thread_id / "messages.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    junk = b"\x00garbage " * (1 << 20)  # one 9 MB corrupt line, then a blank one
+    path.write_bytes(lines[0] + junk + b"\n\n" + b"".join(lines[1:]))
+    client = await open_client(watch=False)
+    for order, expected in (("asc", made), ("desc", made[::-1])):
+        before = _bytes_read()
+        page = await _page(client, thread_id, order=order)
+        assert page["data"] == expected
+        assert _bytes_read() - before < len(junk) // 8, "the corrupt stretch was read"
+    health = await (await client.get("/healthz")).json()
+    assert health["corrupt_lines"] == 1

@@ -20,6 +20,10 @@ from .cache import Held, Key, LineCache
 from .catalog import Catalog, ThreadEntry
 from .messages import CANONICAL, NORMALIZE, UNKNOWN
 
+# A page's lines are read with one read of the range they span unless it holds more than this
+# many bytes besides four times theirs (gaps of corrupt lines, other slots): then one read each.
+SPAN_SLACK = 65536
+
 
 class Stale(Exception):
     """The file changed under the index (another program rewrote it); sync and retry."""
@@ -119,15 +123,18 @@ def message_bytes(catalog: Catalog, entry: ThreadEntry, slot: int) -> bytes:
 
 def page_data(catalog: Catalog, entry: ThreadEntry, slots: list[int]) -> bytes:
     """The served bytes of `slots` (a page: ascending or descending), joined by commas (a list's
-    `data`), with one read of the range they span, or one read each when they are scattered (a
-    run_id filter over a long thread)."""
+    `data`), with one read of the range they span, or one read each when most of that range is
+    not theirs: scattered slots (a run_id filter over a long thread), or a run of slots with
+    a long stretch of corrupt lines between two of them (which must not be read into memory
+    for a page of a few lines)."""
     if not slots:
         return b""
     index = entry.messages
     lo, hi = (slots[0], slots[-1]) if slots[0] <= slots[-1] else (slots[-1], slots[0])
     run = len(slots) == hi - lo + 1
     start, stop = index.starts[lo], index.end_of(hi)
-    if not run and stop - start > 4 * sum(index.lengths[s] for s in slots) + 65536:
+    if stop - start > SPAN_SLACK and stop - start > SPAN_SLACK + 4 * (
+            sum(index.lengths[lo:hi + 1]) if run else sum(index.lengths[s] for s in slots)):
         return b",".join(each([partial(message_bytes, catalog, entry, s) for s in slots]))
     if run and index.canon.count(NORMALIZE, lo, hi + 1) == len(slots):
         # Jan-shaped lines whose served form is cached need no read at all (as for a get).

@@ -130,6 +130,12 @@ def render(exc: BaseException) -> web.Response:
     if isinstance(exc, msgspec.DecodeError):
         return error_response(400, f"Request body is not valid JSON: {exc}",
                               "invalid_request_error")
+    if isinstance(exc, web.RequestPayloadError):  # e.g. a body not in its Content-Encoding
+        cause = getattr(exc.__cause__, "message", None) or "the body is not what its headers say"
+        response = error_response(400, f"Request body could not be read: {cause}.",
+                                  "invalid_request_error")
+        response.force_close()  # the rest of the stream cannot be read either
+        return response
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return error_response(413, "Request body is too large.", "invalid_request_error",
                               code="request_too_large")

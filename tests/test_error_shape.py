@@ -4,6 +4,7 @@ never a 500, and a refused write changes nothing on disk."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -430,3 +431,27 @@ async def test_deleting_a_thread_another_program_removed_is_a_404_and_forgets_it
     await expect_error(gone, 404, no_thread(thread["id"]))
     listed = await (await client.get("/v1/threads")).json()
     assert thread["id"] not in [t["id"] for t in listed["data"]]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_not_in_its_declared_content_encoding_is_400_and_writes_nothing(
+        env: Env, encoding: str) -> None:
+    before = env.tree()
+    for pattern in BODY_ROUTES:
+        resp = await env.client.post(env.path(pattern), data=json.dumps(GOOD_BODY[pattern]),
+                                     headers={"Content-Type": "application/json",
+                                              "Content-Encoding": encoding})
+        error = await expect_error(resp, 400)
+        assert error["message"] == ("Request body could not be read: Can not decode "
+                                    f"content-encoding: {encoding}.")
+        assert resp.headers["Connection"] == "close"  # the stream after it is unreadable
+    assert env.tree() == before
+
+
+async def test_a_gzipped_body_is_read(env: Env) -> None:
+    body = gzip.compress(json.dumps({"metadata": {"k": "v"}}).encode())
+    resp = await env.client.post("/v1/threads", data=body,
+                                 headers={"Content-Type": "application/json",
+                                          "Content-Encoding": "gzip"})
+    assert resp.status == 200
+    assert (await resp.json())["metadata"] == {"k": "v"}

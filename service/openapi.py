@@ -17,6 +17,7 @@ import msgspec
 from aiohttp import web
 
 from . import __version__
+from .api.gate import unanswered
 from .api.summaries import SummaryList
 from .keys import CONFIG
 from .models import (
@@ -173,11 +174,13 @@ def _operation(method: str, path: str, op: Operation, schemas: dict[Any, Any], s
 
 
 def _routes(app: web.Application) -> list[tuple[str, str, Operation]]:
-    """(method, path template, operation) for every route; HEAD twins of GETs left out."""
+    """(method, path template, operation) for every route; HEAD twins of GETs left out, and
+    routes that only answer what matches no route (POST /v1/threads/runs, OpenAI's
+    create-and-run, a 404 here rather than a modify of a thread named "runs")."""
     routes = []
     for route in app.router.routes():
         resource = route.resource
-        if resource is None or route.method in ("HEAD", "*"):
+        if resource is None or route.method in ("HEAD", "*") or unanswered(route):
             continue
         path = _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", resource.canonical)
         op = OPERATIONS.get((route.method, path))

@@ -91,7 +91,13 @@ class Gate:
                 raise
             finally:
                 observe(request.method, status, clock() - started)
+        gated.__wrapped__ = handler  # type: ignore[attr-defined]  # what it gates (openapi.py)
         return gated
+
+
+def unanswered(route: web.AbstractRoute) -> bool:
+    """Whether `route` only gives what matches no route (a 404 or 405 envelope)."""
+    return getattr(route.handler, "__wrapped__", None) is unmatched
 
 
 async def unmatched(request: web.Request) -> web.StreamResponse:

@@ -31,7 +31,8 @@ def test_urls_become_the_uris_browsers_make(url: str, uri: str) -> None:
 
 @pytest.mark.parametrize("url", ["", "  ", "cat.png", "/abs/cat.png", "//host/x",
                                  "http://[::1/x", "https://example.com:80:90/",
-                                 "https://h:port/x", "http://[fe80::1%25eth0]/"])
+                                 "https://h:port/x", "http://[fe80::1%25eth0]/",
+                                 "C:\\Users\\me\\cat.png", "c:/Users/me/cat.png"])
 def test_what_cannot_be_a_uri_is_refused(url: str) -> None:
     assert as_uri(url) is None
 

@@ -165,9 +165,14 @@ def _part(part: Any) -> ContentPart:
         return TextPart(text=TextValue(value=_text_value(text),
                                        annotations=_annotations(annotations)))
     if kind in ("image_url", "image"):
-        image = _image_url(part.get("image_url") or part.get("url"))
+        value = part.get("image_url") or part.get("url")
+        image = _image_url(value)
         if image is not None:
             return image
+        if isinstance(value, dict):
+            value = value.get("url")
+        if isinstance(value, str) and value.strip():  # a file path, no URL: kept as text
+            return text_part(value)
     if kind == "image_file":
         image_file = part.get("image_file")
         if isinstance(image_file, dict) and isinstance(image_file.get("file_id"), str):

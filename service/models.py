@@ -19,6 +19,9 @@ from .uris import as_uri
 MetadataKey = Annotated[str, Meta(max_length=64)]
 MetadataValue = Annotated[str, Meta(max_length=512)]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=16)]
+# A modify's metadata: the same limits, checked against what the object is served with
+# (repo/base.py `check_metadata`), since what Jan wrote may be past them and is sent back.
+ModifiedMetadata = Annotated[dict[str, str], Meta(extra_json_schema=msgspec.json.schema(Metadata))]
 Role = Literal["user", "assistant"]
 Status = Literal["in_progress", "incomplete", "completed"]
 Detail = Literal["auto", "low", "high"]
@@ -151,7 +154,7 @@ class CreateThread(Struct, kw_only=True, forbid_unknown_fields=True):
 
 class ModifyThread(Struct, kw_only=True, forbid_unknown_fields=True):
     tool_resources: ToolResources | UnsetType | None = UNSET
-    metadata: Metadata | UnsetType | None = UNSET
+    metadata: ModifiedMetadata | UnsetType | None = UNSET
 
 
 class IncompleteDetails(Struct, kw_only=True):
@@ -161,7 +164,7 @@ class IncompleteDetails(Struct, kw_only=True):
 class ModifyMessage(Struct, kw_only=True, forbid_unknown_fields=True):
     """OpenAI allows `metadata`; the rest is Jan's extension for editing a message in place."""
 
-    metadata: Metadata | UnsetType | None = UNSET
+    metadata: ModifiedMetadata | UnsetType | None = UNSET
     content: InputContent | UnsetType = UNSET
     status: Status | UnsetType = UNSET
     completed_at: Timestamp | UnsetType | None = UNSET

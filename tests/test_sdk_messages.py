@@ -189,3 +189,24 @@ async def test_jan_messages_round_trip_through_the_sdk(start_server: MakeServer,
     stored = json.loads((data_dir / "threads" / "jan_1" / "messages.jsonl").read_bytes())
     assert stored["type"] == "Thread"  # the Jan fields it had are kept
     assert stored["created"] == 1717666240000
+
+
+async def test_message_metadata_jan_wrote_past_the_limits_can_be_sent_back_changed(
+        sdk: openai.AsyncOpenAI, data_dir: Path) -> None:
+    """As for threads: Jan's objects in a message's metadata are served as JSON text longer than
+    512 characters; sent back with a key added, they are kept as Jan wrote them."""
+    line = jan_message("01JAN", "jan_m", "hello")
+    line["metadata"] = {"tokenSpeed": {"samples": list(range(200))}, "model": "llama"}
+    write_thread(data_dir, "jan_m", jan_thread("jan_m"), [line])
+    message = await sdk.beta.threads.messages.retrieve("01JAN", thread_id="jan_m")
+    assert message.metadata is not None
+    assert len(message.metadata["tokenSpeed"]) > 512  # type: ignore[index]
+    metadata = {**message.metadata, "starred": "1"}  # type: ignore[dict-item]
+    updated = await sdk.beta.threads.messages.update("01JAN", thread_id="jan_m",
+                                                     metadata=metadata)
+    assert updated.metadata == metadata
+    stored = json.loads((data_dir / "threads" / "jan_m" / "messages.jsonl").read_text())
+    assert stored["metadata"]["tokenSpeed"] == line["metadata"]["tokenSpeed"]  # an object still
+    with pytest.raises(openai.BadRequestError):
+        await sdk.beta.threads.messages.update(
+            "01JAN", thread_id="jan_m", metadata={**metadata, "tokenSpeed": "x" * 600})

@@ -189,3 +189,33 @@ async def test_an_error_has_a_request_id_the_sdk_exposes(sdk: openai.AsyncOpenAI
             await sdk.beta.threads.retrieve("thread_nope")
         ids.append(err.value.request_id)
     assert all(i is not None and i.startswith("req_") for i in ids) and ids[0] != ids[1]
+
+
+async def test_metadata_jan_wrote_past_the_limits_can_be_sent_back_changed(
+        sdk: openai.AsyncOpenAI, data_dir: Path) -> None:
+    """Jan keeps objects in metadata (served as their JSON text, here longer than 512 characters)
+    and may keep more than 16 keys: a client that reads the metadata, changes one key and sends
+    it all back is not refused for what Jan wrote; what it adds or changes is held to the limits."""
+    doc = jan_thread("jan_meta")
+    doc["metadata"] = {"assistant": {"instructions": "be brief " * 80}, "lastMessage": "hi"}
+    write_thread(data_dir, "jan_meta", doc, [])
+    thread = await sdk.beta.threads.retrieve("jan_meta")
+    assert thread.metadata is not None and len(thread.metadata["assistant"]) > 512
+    updated = await sdk.beta.threads.update("jan_meta",
+                                            metadata={**thread.metadata, "starred": "1"})
+    assert updated.metadata == {**thread.metadata, "starred": "1"}
+    stored = json.loads((data_dir / "threads" / "jan_meta" / "thread.json").read_text())
+    assert stored["metadata"]["assistant"] == doc["metadata"]["assistant"]  # still an object
+    with pytest.raises(openai.BadRequestError) as caught:  # a long value of its own: refused
+        await sdk.beta.threads.update("jan_meta", metadata={**thread.metadata, "x": "v" * 513})
+    assert caught.value.param == "metadata"  # type: ignore[attr-defined]
+
+    many = {f"k{i}": str(i) for i in range(20)}
+    write_thread(data_dir, "jan_many", {**jan_thread("jan_many"), "metadata": many}, [])
+    thread = await sdk.beta.threads.retrieve("jan_many")
+    assert thread.metadata == many  # 20 keys: Jan's title is not added to them
+    assert (await sdk.beta.threads.update("jan_many", metadata=many)).metadata == many
+    fewer = {k: v for k, v in many.items() if k != "k0"}
+    assert (await sdk.beta.threads.update("jan_many", metadata=fewer)).metadata == fewer
+    with pytest.raises(openai.BadRequestError):  # a change to 19 keys: over 16
+        await sdk.beta.threads.update("jan_many", metadata={**fewer, "k1": "changed"})

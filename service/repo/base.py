@@ -13,6 +13,7 @@ from typing import Any
 from ..config import Config
 from ..errors import (
     Conflict,
+    InvalidRequest,
     PayloadTooLarge,
     Unavailable,
     UnknownMessage,
@@ -29,6 +30,24 @@ from ..store.files import NotAFile
 from ..store.resident import NotResident, Reader, attempt
 from ..store.threadjson import pin_created
 from ..store.writer import ThreadWriter
+
+
+def check_metadata(sent: dict[str, str], served: dict[str, str]) -> None:
+    """OpenAI's limits on a modify's metadata (16 keys, keys of 64 characters, values of 512),
+    but for the pairs sent back as they were served. Jan writes past them (objects served as
+    their JSON text, often longer than 512; more keys), and a client that reads the metadata,
+    changes one key and sends it all back must not be refused for what Jan wrote."""
+    changed = [(k, v) for k, v in sent.items() if served.get(k) != v]
+    for key, value in changed:
+        if len(key) > 64:
+            raise InvalidRequest(f"Invalid request body: metadata key '{key[:64]}...' is longer "
+                                 "than 64 characters.", param="metadata")
+        if len(value) > 512:
+            raise InvalidRequest(f"Invalid request body: the value of metadata key '{key}' is "
+                                 "longer than 512 characters.", param="metadata")
+    if len(sent) > 16 and changed:
+        raise InvalidRequest(f"Invalid request body: metadata has {len(sent)} keys; at most 16 "
+                             "(more only when sent back unchanged).", param="metadata")
 
 
 def list_envelope(data: bytes, first: str | None, last: str | None, more: bool) -> bytes:

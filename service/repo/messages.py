@@ -30,7 +30,7 @@ from ..models import (
 from ..store import deleted, normalize
 from ..store.lines import decode_object, decode_object_exact, line_id
 from ..store.rewrite import rewrite_message
-from .base import RepoBase, list_envelope
+from .base import RepoBase, check_metadata, list_envelope
 
 GONE_STEPS = 4096  # deleted neighbours a cursor's place is looked for through (KEEP's worth)
 
@@ -117,8 +117,13 @@ class MessageOps(RepoBase):
                                    if (v := getattr(req, k)) is not msgspec.UNSET}
         if "content" in changes:
             changes["content"] = msgspec.to_builtins(output_content(req.content))  # type: ignore[arg-type]
-        if "metadata" in changes and changes["metadata"] is None:
-            changes["metadata"] = {}
+        if "metadata" in changes:
+            if changes["metadata"] is None:
+                changes["metadata"] = {}
+            # Refused before the rewrite takes the lock (and checked again against the line it
+            # rewrites, in case another program changed it meanwhile).
+            served = msgspec.json.decode(await self.get_message(thread_id, message_id))
+            check_metadata(changes["metadata"], served["metadata"])
 
         def edit(old: bytes) -> bytes:
             obj = decode_object_exact(old)
@@ -127,6 +132,8 @@ class MessageOps(RepoBase):
                 raise Conflict(f"Message '{message_id}' is stored in a form that cannot be "
                                "parsed, so it cannot be modified.", param="message_id")
             stored_metadata = obj.get("metadata")
+            if "metadata" in changes:
+                check_metadata(changes["metadata"], normalize.metadata(stored_metadata))
             obj.update(changes)
             if "metadata" in changes:
                 obj["metadata"] = normalize.metadata_to_store(changes["metadata"], stored_metadata)

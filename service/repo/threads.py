@@ -34,7 +34,7 @@ from ..store.files import (
 from ..store.layout import MESSAGES, THREAD_JSON
 from ..store.lines import decode_object_exact
 from ..store.threadjson import thread_json_bytes
-from .base import RepoBase, list_envelope
+from .base import RepoBase, check_metadata, list_envelope
 
 SETTLE_TRIES = 10
 SETTLE_SECONDS = 0.02
@@ -81,6 +81,7 @@ def _set_metadata(doc: dict[str, Any], meta: dict[str, str], thread_id: str) -> 
     stored = stored if isinstance(stored, dict) else {}
     top = doc.get("title")
     served = normalize.thread(doc, thread_id, 0).metadata or {}
+    check_metadata(meta, served)
     own = "title" in stored and stored["title"] != ""  # "" notes an empty top-level title
     title = meta.pop("title", None)
     if title is not None:
@@ -144,6 +145,8 @@ class ThreadOps(RepoBase):
 
     async def modify_thread(self, thread_id: str, req: ModifyThread) -> ThreadEntry:
         entry = await self.thread(thread_id)
+        if req.metadata is not msgspec.UNSET:  # refused before the lock (checked again under it)
+            check_metadata(dict(req.metadata or {}), entry.thread.metadata or {})
 
         def edit() -> None:
             path = entry.folder / THREAD_JSON

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,8 +31,8 @@ def _serve_parser(sub: Any) -> None:
                    help="accept this API key (repeatable)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["plain", "json"])
-    p.add_argument("--access-log", action="store_true", default=None,
-                   help="log one line per request")
+    p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
+                   help="log one line per request (or not: --no-access-log)")
     p.add_argument("--workers", type=int,
                    help="server processes sharing the port and the folder (default 1)")
 
@@ -67,9 +69,13 @@ def serve(args: argparse.Namespace) -> int:
         print(f"threadline: {exc}", file=sys.stderr)
         return 2
     logs.setup(config)
+    new = not config.data_dir.exists()
     if (why := datadir.unusable(config.data_dir)) is not None:
         print(f"threadline: {why}", file=sys.stderr)
         return 2
+    if new:  # a mistyped path would otherwise look like a healthy, empty server
+        logging.getLogger("threadline").warning(
+            "data folder %s did not exist: created it, with no threads", config.data_dir.resolve())
     if config.workers > 1:
         from .index.peers import Stamps
 
@@ -82,15 +88,27 @@ def serve(args: argparse.Namespace) -> int:
 def serve_one(config: Config, reuse_port: bool = False, stamps: Stamps | None = None) -> int:
     from .app import create_app
 
-    web.run_app(create_app(config, stamps), host=config.host, port=config.port,
-                reuse_port=reuse_port,
-                print=lambda msg: logging.getLogger("threadline").info(
-                    "serving %s on http://%s:%d", config.data_dir, config.host, config.port),
-                shutdown_timeout=2.0, access_log_class=logs.AccessLogger,
-                access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
-                loop=new_event_loop())
+    try:
+        web.run_app(create_app(config, stamps), host=config.host, port=config.port,
+                    reuse_port=reuse_port,
+                    print=lambda msg: logging.getLogger("threadline").info(
+                        "serving %s on http://%s:%d", config.data_dir, config.host, config.port),
+                    shutdown_timeout=2.0, access_log_class=logs.AccessLogger,
+                    access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
+                    loop=new_event_loop())
+    except OSError as exc:
+        if not (isinstance(exc, socket.gaierror) or exc.errno in _CANNOT_BIND):
+            raise
+        # One line, as for a bad setting: port 1337 is also the Jan app's own local API.
+        hint = " (another server on that port? set --port)" if exc.errno == errno.EADDRINUSE else ""
+        print(f"threadline: cannot listen on {config.host}:{config.port}: "
+              f"{exc.strerror or exc}{hint}", file=sys.stderr)
+        return 1
     logging.getLogger("threadline").info("stopped")
     return 0
+
+
+_CANNOT_BIND = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

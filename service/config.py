@@ -67,6 +67,10 @@ class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tr
 
 
 _LIST_FIELDS = frozenset({"api_keys", "cors_origins"})
+# THREADLINE_ variables that are not settings of the server: which config file to read, and
+# the names docker-compose.yml (host port, volume) and the test suite (screenshot) read. Any
+# other unknown one stops the server, as a misspelt setting would otherwise go unnoticed.
+_NOT_SETTINGS = frozenset({"CONFIG", "HOST_PORT", "VOLUME", "UPDATE_SCREENSHOT"})
 FIELDS: tuple[str, ...] = Config.__struct_fields__
 
 
@@ -120,7 +124,7 @@ def from_file(path: Path) -> dict[str, Any]:
 def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+        if not key.startswith(ENV_PREFIX) or key[len(ENV_PREFIX):] in _NOT_SETTINGS:
             continue
         name = key[len(ENV_PREFIX) :].lower()
         if name not in FIELDS:
@@ -151,6 +155,8 @@ def load(
     merged.update(from_env(environ))
     merged.update(_convert(flags, lambda name: f"command-line flag {_flag(name)}"))
     config = _to_config(merged)
+    if str(config.data_dir).startswith("~"):  # a shell expands it on the command line only
+        config = msgspec.structs.replace(config, data_dir=config.data_dir.expanduser())
     check_bind(config)
     return config
 
@@ -169,5 +175,6 @@ def check_bind(config: Config) -> None:
     if not (is_loopback(config.host) or config.api_keys or config.allow_unauthenticated_remote):
         raise ConfigError(
             f"refusing to bind non-loopback host {config.host!r} with no api_keys; set api_keys "
-            "(THREADLINE_API_KEYS / --api-key) or allow_unauthenticated_remote = true"
+            "(THREADLINE_API_KEYS / --api-key) or allow_unauthenticated_remote = true "
+            "(THREADLINE_ALLOW_UNAUTHENTICATED_REMOTE=true)"
         )

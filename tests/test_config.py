@@ -87,6 +87,20 @@ def test_bad_environment_is_rejected_naming_the_variable(env: dict[str, str],
         load({}, environ=env)
 
 
+def test_the_projects_own_other_variables_are_not_settings() -> None:
+    """docker-compose.yml's host port and volume and the suite's screenshot switch share the
+    prefix: a shell that exports the compose `.env` must still start the server."""
+    env = {"THREADLINE_HOST_PORT": "8080", "THREADLINE_VOLUME": "v",
+           "THREADLINE_UPDATE_SCREENSHOT": "1", "THREADLINE_PORT": "1400"}
+    assert load({}, environ=env).port == 1400
+
+
+def test_a_data_folder_under_home_is_expanded(tmp_path: Path) -> None:
+    path = write_toml(tmp_path, 'data_dir = "~/jan/data"\n')
+    assert load({}, environ={}, config_file=path).data_dir == Path.home() / "jan" / "data"
+    assert load({}, environ={"THREADLINE_DATA_DIR": "~"}).data_dir == Path.home()
+
+
 def test_bad_flag_is_rejected_naming_the_flag() -> None:
     with pytest.raises(ConfigError, match=r"setting 'port' in command-line flag --port"):
         load({"port": 99999}, environ={})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -70,3 +71,23 @@ def test_workers_that_die_as_they_start_are_logged_and_not_restarted_forever() -
     assert "ZeroDivisionError" in proc.stderr  # the cause, not only "exited with 1"
     assert "stopping" in proc.stderr
     assert proc.stderr.count("starting another") < 5
+
+
+def test_a_port_in_use_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "service", "serve", "--data-dir", str(tmp_path / "data"),
+             "--port", str(port)],
+            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("threadline: ")]
+    assert errors == [f"threadline: cannot listen on 127.0.0.1:{port}: error while attempting "
+                      f"to bind on address ('127.0.0.1', {port}): address already in use "
+                      "(another server on that port? set --port)"], proc.stderr
+    # The folder did not exist: it was made, and the log says so (a mistyped path shows).
+    assert (tmp_path / "data" / "threads").is_dir()
+    assert "did not exist: created it" in proc.stderr

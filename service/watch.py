@@ -146,8 +146,18 @@ async def _polled(config: Config, root: Path, stop: asyncio.Event) -> AsyncItera
             yield changed, len(changed)
 
 
-def _batches(config: Config, root: Path, stop: asyncio.Event) -> AsyncIterator[Batch]:
-    return (_polled if config.watch_polling else _notified)(config, root, stop)
+def _batches(config: Config, root: Path, stop: asyncio.Event, polling: bool
+             ) -> AsyncIterator[Batch]:
+    return (_polled if polling else _notified)(config, root, stop)
+
+
+def _undecodable_path(exc: BaseException) -> bool:
+    """Whether watchfiles failed on a path that is not UTF-8 (its Rust side cannot make a string
+    of it, and drops the whole batch, other threads' changes with it, each time that path
+    changes again)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_undecodable_path(e) for e in exc.exceptions)
+    return "Unable to decode path" in str(exc)
 
 
 async def reconcile(indexer: Indexer, syncer: Syncer) -> None:
@@ -174,15 +184,16 @@ async def run(config: Config, indexer: Indexer, syncer: Syncer, stop: asyncio.Ev
     # `./data`, they would otherwise never match and every change would be dropped).
     threads_dir = config.threads_dir.absolute()
     catch_up: asyncio.Task[None] | None = None
+    polling = config.watch_polling
     while not stop.is_set():
         try:
             threads_dir.mkdir(parents=True, exist_ok=True)
-            stats.running, stats.polling = True, config.watch_polling
+            stats.running, stats.polling = True, polling
             # Whatever changed while no watcher was running; started a moment after the watch
             # itself so that nothing falls between the two. Kept, so that it is not collected
             # half-way and is cancelled with the watcher.
             catch_up = asyncio.create_task(_catch_up(indexer, syncer))
-            async for ids, paths in _batches(config, threads_dir, stop):
+            async for ids, paths in _batches(config, threads_dir, stop, polling):
                 arrived = time.monotonic()
                 stats.batches += 1
                 stats.paths += paths
@@ -191,9 +202,17 @@ async def run(config: Config, indexer: Indexer, syncer: Syncer, stop: asyncio.Ev
                 if tasks:
                     await asyncio.gather(*tasks, return_exceptions=True)
                 stats.last_lag_ms = (time.monotonic() - arrived) * 1000
-        except Exception:
+        except Exception as exc:
             stats.errors += 1
-            log.exception("watcher failed; restarting in 1 s")
+            if not polling and _undecodable_path(exc):
+                # Polling reads names as Python does (any bytes), and still sees changes within
+                # watch_poll_interval_ms; a failing notifier would miss them for good.
+                polling = True
+                log.warning("a path under %s is not valid UTF-8 (%s), which file notifications "
+                            "cannot report: polling every %d ms instead", threads_dir, exc,
+                            config.watch_poll_interval_ms)
+            else:
+                log.exception("watcher failed; restarting in 1 s")
         if catch_up is not None:
             catch_up.cancel()
         stats.running = False

@@ -494,3 +494,22 @@ async def test_own_appends_are_recognised_as_indexed_and_others_are_not(
     assert not indexer.is_current(thread["id"])
     await wait_for(lambda: len(catalog.get(thread["id"]).messages) == 3, what="the watcher")
     assert indexer.is_current(thread["id"])
+
+
+async def test_a_folder_name_that_is_not_utf8_does_not_stop_the_watch(
+        make_client: MakeClient, data_dir: Path) -> None:
+    """watchfiles cannot report a path that is not UTF-8 and fails the whole batch with it (and
+    again at each change there); the watcher goes on by polling, so other threads' changes are
+    still seen in milliseconds, not at the next 30 s reconcile."""
+    client = await make_client()
+    tid, path = await new_thread(client, data_dir)
+    bad = os.path.join(os.fsencode(data_dir / "threads"), b"bad\xffname")
+    os.mkdir(bad)
+    for i in range(3):
+        with open(os.path.join(bad, b"messages.jsonl"), "ab") as f:
+            f.write(line(f"msg_bad{i}", "bad", "x") + b"\n")
+        await append(path, line(f"msg_ok{i}", tid, "seen") + b"\n")
+        await wait_for(lambda i=i: shows(client, tid, [f"msg_ok{j}" for j in range(i + 1)]),
+                       timeout=3.0, what="an append beside the undecodable folder")
+    watcher = (await health(client))["watcher"]
+    assert watcher["running"] is True and watcher["polling"] is True

@@ -7,9 +7,11 @@ route) turns them, msgspec validation/decoding errors and aiohttp's HTTP excepti
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from pathlib import PurePath
 
 import msgspec
 from aiohttp import web
@@ -150,6 +152,17 @@ def render(exc: BaseException) -> web.Response:
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
+    if isinstance(exc, OSError) and exc.errno in _STORAGE:
+        # The data folder, not the request: a file made unreadable, a full or read-only disk.
+        # Said as such (the file's name, no path), logged without a traceback.
+        name = PurePath(str(exc.filename)).name if exc.filename else "the data folder"
+        log.warning("cannot use %s: %s", exc.filename or "the data folder", exc.strerror)
+        return error_response(503, f"The data folder cannot be used: {exc.strerror} ({name}).",
+                              "server_error")
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "The server had an error while processing your request.",
                           "server_error")
+
+
+_STORAGE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO,
+            errno.ELOOP}

@@ -4,6 +4,7 @@ never a 500, and a refused write changes nothing on disk."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from service.errors import render
 from tests.envelope import expect_error, no_message, no_thread
 
 OpenClient = Callable[..., Awaitable[TestClient]]
@@ -455,3 +457,21 @@ async def test_a_gzipped_body_is_read(env: Env) -> None:
                                           "Content-Encoding": "gzip"})
     assert resp.status == 200
     assert (await resp.json())["metadata"] == {"k": "v"}
+
+
+@pytest.mark.parametrize(("err", "says"), [
+    (PermissionError(errno.EACCES, "Permission denied", "/srv/jan/threads/t1/messages.jsonl"),
+     "The data folder cannot be used: Permission denied (messages.jsonl)."),
+    (OSError(errno.ENOSPC, "No space left on device"),
+     "The data folder cannot be used: No space left on device (the data folder)."),
+])
+def test_a_data_folder_the_server_cannot_use_is_a_503_naming_the_file_not_its_path(
+        err: OSError, says: str) -> None:
+    """A file made unreadable, a full or read-only disk: not the request's fault, and not a bug
+    either (no 500 and traceback); the answer names the file, never the server's paths."""
+    response = render(err)
+    assert response.status == 503
+    assert response.body is not None
+    body = json.loads(bytes(response.body))  # type: ignore[arg-type]
+    assert body == {"error": {"message": says, "type": "server_error", "param": None,
+                              "code": None}}

@@ -448,11 +448,14 @@ async def test_unreadable_thread_at_start_up_is_skipped_and_logged(
 async def test_a_fifo_or_a_directory_named_messages_jsonl_blocks_nothing(
         make_client: MakeClient, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A FIFO used to block the watcher's worker for good in its open (live updates stopped, a
-    get of its thread hung, shutdown never ended); a directory made every route of its thread
-    answer 500. Both read as a thread without messages, and a write is a clear 409."""
+    get of its thread hung, shutdown never ended); a directory or a symbolic link to itself made
+    every route of its thread answer 500. They read as a thread without messages, and a write is
+    a clear 409."""
     client = await make_client()
     tid, path = await new_thread(client, data_dir)
-    odd = {"fifo_thread": os.mkfifo, "dir_thread": os.mkdir}
+    odd: dict[str, Callable[[Path], Any]] = {
+        "fifo_thread": os.mkfifo, "dir_thread": os.mkdir,
+        "loop_thread": lambda p: p.symlink_to(p.name)}  # a link to itself: ELOOP on open
     for name, make in odd.items():
         folder = data_dir / "threads" / name
         folder.mkdir()

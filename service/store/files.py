@@ -48,6 +48,10 @@ def open_file(path: Path, flags: int, mode: int = 0o644) -> int:
         fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, mode)
     except IsADirectoryError:  # opened for writing
         raise NotAFile(errno.EISDIR, "not a regular file", str(path)) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link that leads back to itself
+            raise NotAFile(errno.ELOOP, "not a regular file", str(path)) from None
+        raise
     try:
         regular = stat.S_ISREG(os.fstat(fd).st_mode)
     except BaseException:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,6 +18,7 @@ from service.app import create_app
 from service.config import Config
 
 from .jan import jan_message, jan_thread, write_thread
+from .procs import ServerProcess
 from .watchkit import wait_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -26,8 +28,12 @@ async def scrape(client: TestClient) -> Samples:
     resp = await client.get("/metrics")
     assert resp.status == 200
     assert resp.content_type == "text/plain"
+    return parse(await resp.text())
+
+
+def parse(text: str) -> Samples:
     out: Samples = {}
-    for family in text_string_to_metric_families(await resp.text()):
+    for family in text_string_to_metric_families(text):
         for s in family.samples:
             out[(s.name, frozenset(s.labels.items()))] = s.value
     return out
@@ -57,6 +63,43 @@ async def test_requests_are_counted_by_route_template_and_status(client: TestCli
     assert moved("threadline_http_request_duration_seconds_sum", method="GET", route=route) > 0
     # Ids never become label values.
     assert not any(thread["id"] in str(labels) for _, labels in after)
+
+
+async def test_a_client_gone_before_its_body_arrived_is_no_server_error(tmp_path: Path
+                                                                       ) -> None:
+    """It is counted as a client's close (499), not a 500, and logs no traceback. (A real server
+    process: aiohttp's test server cancels the handler instead, as the real one does not.)"""
+    server = ServerProcess(tmp_path / "data", tmp_path / "run")
+    await server.start()
+    route = "/v1/threads/{thread_id}/messages"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(server.url + "/v1/threads", json={}) as resp:
+                thread_id = (await resp.json())["id"]
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(f"POST /v1/threads/{thread_id}/messages HTTP/1.1\r\n"
+                         "Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         'Content-Length: 100\r\n\r\n{"role":'.encode())
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            writer.close()
+
+            async def samples() -> Samples:
+                async with http.get(server.url + "/metrics") as resp:
+                    return parse(await resp.text())
+
+            async def counted() -> bool:
+                return value(await samples(), "threadline_http_requests_total", method="POST",
+                             route=route, status="499") == 1
+
+            await wait_for(counted, what="the cut-short request counted as a client's close")
+            assert value(await samples(), "threadline_http_requests_total", method="POST",
+                         route=route, status="500") == 0
+            async with http.get(f"{server.url}/v1/threads/{thread_id}/messages") as resp:
+                assert (await resp.json())["data"] == []  # and nothing was written
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log.read_text()
 
 
 async def test_writes_move_feed_and_fsync_metrics(client: TestClient) -> None:

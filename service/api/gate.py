@@ -80,6 +80,11 @@ class Gate:
                         status = exc.status
                         raise
                     response = render(exc)
+                except ConnectionResetError:
+                    # The client went away before its body arrived: nobody to answer. Counted
+                    # as a client's close (not as a server error), nothing logged.
+                    status = CLIENT_CLOSED
+                    return web.Response(status=CLIENT_CLOSED)
                 except Exception as exc:  # ApiError, msgspec's, and the last line of defence
                     response = render(exc)
                 status = response.status

@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .config import Config
 
@@ -59,6 +60,26 @@ def setup(config: Config) -> None:
     # watchfiles logs every batch of file events at info: that is debug detail here.
     logging.getLogger("watchfiles").setLevel(
         logging.DEBUG if config.log_level == "debug" else logging.WARNING)
+    server = logging.getLogger("aiohttp.server")
+    server.filters[:] = [f for f in server.filters if not isinstance(f, MalformedRequests)]
+    server.addFilter(MalformedRequests())
+
+
+class MalformedRequests(logging.Filter):
+    """aiohttp logs a request it could not parse (a port scanner's, a client's framing mistake:
+    a header line too long, a bad chunk size) as an error with its traceback, and its message
+    quotes the offending bytes, which may be an `Authorization` header. Neither the server's
+    error nor safe to keep: a line at debug, without the bytes (the client got its 400)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        record.msg, record.args = "could not parse a request: %s (%d)", (type(exc).__name__,
+                                                                        exc.code)
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -4,6 +4,7 @@ even with an event stream open."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -78,3 +79,28 @@ def test_plain_format_is_one_readable_line_and_watchfiles_chatter_is_quiet(
         logging.getLogger("watchfiles").setLevel(logging.NOTSET)
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].endswith(" INFO threadline: serving here")
+
+
+async def test_a_request_that_cannot_be_parsed_logs_no_traceback_and_no_header(
+        tmp_path: Path) -> None:
+    """A header line too long is a 400 from aiohttp's parser, which logged it as an error with
+    a traceback quoting the line: here an API key. Now nothing at the default level."""
+    server = ServerProcess(tmp_path / "data", tmp_path / "run", "--log-level", "info")
+    await server.start()
+    secret = "sk-" + "s3cret" * 2000
+    try:
+        for head in (f"Authorization: Bearer {secret}", "Content-Length: -5",
+                     "Transfer-Encoding: chunked\r\nContent-Length: 5"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(f"POST /v1/threads HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n\r\n"
+                         .encode())
+            await writer.drain()
+            status = await asyncio.wait_for(reader.readline(), 10)
+            assert status.split()[1] == b"400", status
+            writer.close()
+        async with aiohttp.ClientSession() as http, http.get(server.url + "/healthz") as resp:
+            assert resp.status == 200  # and it serves on
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert "s3cret" not in log and "Traceback" not in log and "ERROR" not in log, log[-3000:]

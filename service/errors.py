@@ -30,6 +30,7 @@ class ApiError(Exception):
     # False: the answer says `x-should-retry: false`, which the official SDKs obey (they retry a
     # 408, 409, 429 or 5xx otherwise): for a state that no retry can change.
     retry: bool | None = None
+    close = False  # the answer closes the connection
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
         super().__init__(message)
@@ -59,6 +60,12 @@ class Forbidden(ApiError):
 class PayloadTooLarge(ApiError):
     status = 413
     code = "request_too_large"
+
+
+class RequestTimeout(ApiError):
+    status = 408
+    retry = False  # a client this slow would only be slow again
+    close = True  # the rest of its body may still come: the connection cannot be reused
 
 
 class UnsupportedMediaType(ApiError):
@@ -124,6 +131,8 @@ def render(exc: BaseException) -> web.Response:
         response = error_response(exc.status, exc.message, exc.type, exc.param, exc.code)
         if exc.retry is not None:
             response.headers[SHOULD_RETRY] = "true" if exc.retry else "false"
+        if exc.close:
+            response.force_close()
         return response
     if isinstance(exc, msgspec.ValidationError):  # before DecodeError: it is its subclass
         msg = str(exc)

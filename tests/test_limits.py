@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from service.api import request as request_module
 from service.store import writer as writer_module
 from service.store.files import Appended, append_lines
 from service.store.writer import ThreadWriter
@@ -264,3 +266,24 @@ async def test_a_cancelled_append_holds_its_room_until_its_line_is_written(
     assert await late == appends.size - len(b'{"n":"late"}') - 1
     assert await calls[1] == len(lines[0]) + 1 and writer._queued == 0
     assert appends.batches == [2, 1]
+
+
+async def test_a_body_that_stops_arriving_is_a_408_that_closes_the_connection(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client that sends part of its body and then nothing (slowly, or to hold connections
+    open) is answered and let go after `BODY_SECONDS`, here shortened; nothing is created."""
+    monkeypatch.setattr(request_module, "BODY_SECONDS", 0.3)
+    assert client.server.host is not None and client.server.port is not None
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"POST /v1/threads HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"meta")
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 408") and b"Connection: close" in head, head
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    body = await reader.readexactly(length)
+    writer.close()
+    error = json.loads(body)["error"]
+    assert error["type"] == "invalid_request_error" and "did not arrive" in error["message"]
+    threads = await (await client.get("/v1/threads")).json()
+    assert threads["data"] == []

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TypeVar, cast
 
 from aiohttp import web
 
-from ..errors import InvalidRequest, UnsupportedMediaType
+from ..errors import InvalidRequest, RequestTimeout, UnsupportedMediaType
 from ..index.paging import Order
 from ..models import REQUEST_DECODERS
 from ..store.lines import too_deep
 
 T = TypeVar("T")
+BODY_SECONDS = 60  # for the whole body: 4 MB (max_body_bytes) at ~70 KB/s
 
 
 async def json_body(request: web.Request, type_: type[T]) -> T:
@@ -20,7 +22,12 @@ async def json_body(request: web.Request, type_: type[T]) -> T:
     cross-site form or `text/plain` POST without a CORS preflight, and that must create nothing.
     An empty body with no Content-Type is `{}` unless a browser sent it (it carries an Origin)."""
     has_type = "Content-Type" in request.headers
-    body = await request.read()
+    try:
+        # A body that stops arriving must not hold its connection (and a task) for ever.
+        async with asyncio.timeout(BODY_SECONDS):
+            body = await request.read()
+    except TimeoutError:
+        raise RequestTimeout(f"Request body did not arrive within {BODY_SECONDS} s.") from None
     if has_type:
         if request.content_type != "application/json":
             raise UnsupportedMediaType(

@@ -21,6 +21,10 @@ def unusable(data_dir: Path) -> str | None:
             where = folder if folder.is_dir() else folder.parent
             return (f"data folder {data_dir} cannot be written: {exc.strerror} ({where}). "
                     + _advice(where))
+    journal = data_dir / ".threadline" / "events.jsonl"
+    if (journal.exists() or journal.is_symlink()) and not journal.is_file():
+        return (f"{journal} is not a regular file: remove it (the event journal is made again "
+                "from the threads' files).")
     return None
 
 

@@ -91,3 +91,17 @@ def test_a_port_in_use_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
     # The folder did not exist: it was made, and the log says so (a mistyped path shows).
     assert (tmp_path / "data" / "threads").is_dir()
     assert "did not exist: created it" in proc.stderr
+
+
+def test_an_event_journal_that_is_not_a_file_is_one_clear_line_and_exit_2(tmp_path: Path
+                                                                          ) -> None:
+    data = tmp_path / "data"
+    (data / ".threadline" / "events.jsonl").mkdir(parents=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "service", "serve", "--data-dir", str(data), "--port", "0"],
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"threadline: {data}/.threadline/events.jsonl is not a regular file: remove it (the "
+        "event journal is made again from the threads' files).")

@@ -174,4 +174,4 @@ def render(exc: BaseException) -> web.Response:
 
 
 _STORAGE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO,
-            errno.ELOOP}
+            errno.ELOOP, errno.ENXIO}  # ENXIO: a socket (or a device gone) where a file was

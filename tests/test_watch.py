@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -164,9 +165,14 @@ async def test_failing_thread_is_logged_and_others_are_still_watched(
     bad = data_dir / "threads" / "bad_thread"
     bad.mkdir()
     (bad / "thread.json").write_text("{}")
-    (bad / "messages.jsonl").symlink_to("messages.jsonl")  # opening it fails with ELOOP
-    await wait_for(lambda: stats(watched).errors > 0, what="the failing sync to be counted")
+    with socket.socket(socket.AF_UNIX) as sock:  # opening it fails with ENXIO
+        sock.bind(str(bad / "messages.jsonl"))
+        await wait_for(lambda: stats(watched).errors > 0, what="the failing sync to be counted")
     assert "bad_thread" in caplog.text
+    resp = await watched.get("/v1/threads/bad_thread/messages")
+    assert resp.status == 503  # the data folder's fault, said as such
+    assert (await resp.json())["error"]["message"] == (
+        "The data folder cannot be used: No such device or address (messages.jsonl).")
 
     tid, path = await new_thread(watched, data_dir)
     await append(path, line("msg_ok", tid, "fine") + b"\n")

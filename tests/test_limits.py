@@ -20,6 +20,7 @@ from service.store import writer as writer_module
 from service.store.files import Appended, append_lines
 from service.store.writer import ThreadWriter
 from tests.envelope import expect_error
+from tests.jan import jan_message
 from tests.procs import parse_line, read_lines
 
 MakeClient = Callable[..., Any]
@@ -287,3 +288,29 @@ async def test_a_body_that_stops_arriving_is_a_408_that_closes_the_connection(
     assert error["type"] == "invalid_request_error" and "did not arrive" in error["message"]
     threads = await (await client.get("/v1/threads")).json()
     assert threads["data"] == []
+
+
+async def test_a_messages_file_linked_elsewhere_is_read_but_never_written_through(
+        client: TestClient, data_dir: Path, tmp_path: Path) -> None:
+    """A symbolic link planted in the folder must not let API clients write into the file it
+    names (appended to, or copied into the folder by a rewrite): writes are a 409; reads follow
+    it, as any reader of the folder would."""
+    outside = tmp_path / "outside.jsonl"
+    outside.write_text(json.dumps(jan_message("01OUT", "linked", "elsewhere")) + "\n")
+    before = outside.read_bytes()
+    folder = data_dir / "threads" / "linked"
+    folder.mkdir(parents=True)
+    (folder / "thread.json").write_text("{}")
+    (folder / "messages.jsonl").symlink_to(outside)
+    resp = await client.get("/v1/threads/linked/messages/01OUT")
+    assert resp.status == 200
+    for method, path, body in (
+            ("POST", "/v1/threads/linked/messages", {"role": "user", "content": "x"}),
+            ("POST", "/v1/threads/linked/messages/01OUT", {"metadata": {"k": "v"}}),
+            ("DELETE", "/v1/threads/linked/messages/01OUT", None)):
+        resp = await client.request(method, path, json=body)
+        assert resp.status == 409, (method, path, await resp.text())
+        assert (await resp.json())["error"]["message"] == (
+            "Thread 'linked' cannot be written: its messages.jsonl is not a regular file.")
+    assert outside.read_bytes() == before
+    assert (folder / "messages.jsonl").is_symlink()

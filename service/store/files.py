@@ -207,7 +207,9 @@ def append_lines(folder: Path, data: bytes, durable: bool,
     still waits for the fsync."""
     lines = len(data)
     with thread_locked(folder):
-        fd = open_file(folder / MESSAGES, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        # Never through a symbolic link: one planted in the folder would have the API write
+        # into whatever file it names (ELOOP: a 409, the file is not a regular one).
+        fd = open_file(folder / MESSAGES, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW)
         try:
             pre = os.fstat(fd)
             size = pre.st_size

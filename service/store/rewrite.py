@@ -6,6 +6,7 @@ ones, a torn tail) are copied byte for byte; the result replaces the file atomic
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Callable
@@ -58,9 +59,15 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
     path = folder / MESSAGES
     with thread_locked(folder):
         try:
-            fd = open_file(path, os.O_RDONLY)
-        except (FileNotFoundError, NotAFile):  # no messages (a directory here holds none)
+            # Not through a symbolic link either: the rewrite would copy the file it names into
+            # the folder (a 409, as for an append).
+            fd = open_file(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
             return Rewritten(b"", False)
+        except NotAFile as exc:
+            if exc.errno == errno.ELOOP:
+                raise
+            return Rewritten(b"", False)  # no messages (a directory here holds none)
         try:
             old = _read_all(fd)
             lines = [(offset, length) for offset, length, mid, _run, _crc in scan(old)

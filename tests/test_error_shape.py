@@ -475,3 +475,19 @@ def test_a_data_folder_the_server_cannot_use_is_a_503_naming_the_file_not_its_pa
     body = json.loads(bytes(response.body))  # type: ignore[arg-type]
     assert body == {"error": {"message": says, "type": "server_error", "param": None,
                               "code": None}}
+
+
+async def test_an_unpaired_surrogate_escape_is_named_not_called_truncation(env: Env) -> None:
+    before = env.tree()
+    resp = await env.client.post(env.path("/v1/threads/{t}/messages"),
+                                 data=b'{"role": "user", "content": "a \\ud800 b"}',
+                                 headers={"Content-Type": "application/json"})
+    error = await expect_error(resp, 400)
+    assert error["message"] == ("Request body is not valid JSON: a string holds a UTF-16 "
+                                "surrogate escape without its pair (such as \\ud800).")
+    resp = await env.client.post(env.path("/v1/threads/{t}/messages"),
+                                 data=b'{"role": "user", "content": "cut',
+                                 headers={"Content-Type": "application/json"})
+    assert (await expect_error(resp, 400))["message"] == (
+        "Request body is not valid JSON: Input data was truncated")
+    assert env.tree() == before

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import TypeVar, cast
 
+import msgspec
 from aiohttp import web
 
 from ..errors import InvalidRequest, RequestTimeout, UnsupportedMediaType
@@ -46,6 +48,23 @@ async def json_body(request: web.Request, type_: type[T]) -> T:
         raise InvalidRequest("Request body is not valid UTF-8.") from None
     except RecursionError:
         raise InvalidRequest("Request body is nested too deeply.") from None
+    except msgspec.DecodeError as exc:
+        # msgspec says a high surrogate escape with no low one after it (`"\ud800"`) ends the
+        # input: "truncated" would send the client looking for a cut-off body.
+        if type(exc) is msgspec.DecodeError and str(exc) == "Input data was truncated" \
+                and _parses(body):
+            raise InvalidRequest("Request body is not valid JSON: a string holds a UTF-16 "
+                                 "surrogate escape without its pair (such as \\ud800).") from None
+        raise
+
+
+def _parses(body: bytes) -> bool:
+    """Whether Python's own parser, which takes unpaired surrogate escapes, reads `body`."""
+    try:
+        json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def json_response(body: bytes, status: int = 200) -> web.Response:

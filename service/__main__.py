@@ -97,7 +97,9 @@ def serve_one(config: Config, reuse_port: bool = False, stamps: Stamps | None = 
                     access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
                     loop=new_event_loop())
     except OSError as exc:
-        if not (isinstance(exc, socket.gaierror) or exc.errno in _CANNOT_BIND):
+        # The listening socket's (no file named): a file's error at start-up keeps its own.
+        if exc.filename is not None or not (isinstance(exc, socket.gaierror)
+                                            or exc.errno in _CANNOT_BIND):
             raise
         # One line, as for a bad setting: port 1337 is also the Jan app's own local API.
         hint = " (another server on that port? set --port)" if exc.errno == errno.EADDRINUSE else ""

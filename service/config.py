@@ -156,7 +156,9 @@ def load(
     merged.update(_convert(flags, lambda name: f"command-line flag {_flag(name)}"))
     config = _to_config(merged)
     if str(config.data_dir).startswith("~"):  # a shell expands it on the command line only
-        config = msgspec.structs.replace(config, data_dir=config.data_dir.expanduser())
+        # (os.path's: `~nosuchuser` stays as it is, where Path's raises)
+        config = msgspec.structs.replace(
+            config, data_dir=Path(os.path.expanduser(config.data_dir)))
     check_bind(config)
     return config
 

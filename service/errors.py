@@ -166,8 +166,11 @@ def render(exc: BaseException) -> web.Response:
         # Said as such (the file's name, no path), logged without a traceback.
         name = PurePath(str(exc.filename)).name if exc.filename else "the data folder"
         log.warning("cannot use %s: %s", exc.filename or "the data folder", exc.strerror)
-        return error_response(503, f"The data folder cannot be used: {exc.strerror} ({name}).",
-                              "server_error")
+        response = error_response(503, f"The data folder cannot be used: {exc.strerror} "
+                                  f"({name}).", "server_error")
+        if exc.errno not in _PASSING:  # what no retry in the next second can change
+            response.headers[SHOULD_RETRY] = "false"
+        return response
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "The server had an error while processing your request.",
                           "server_error")
@@ -175,3 +178,4 @@ def render(exc: BaseException) -> web.Response:
 
 _STORAGE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO,
             errno.ELOOP, errno.ENXIO}  # ENXIO: a socket (or a device gone) where a file was
+_PASSING = {errno.ENOSPC, errno.EDQUOT, errno.EIO}  # room may be made, a disk may come back

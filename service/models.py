@@ -21,7 +21,10 @@ MetadataValue = Annotated[str, Meta(max_length=512)]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Meta(max_length=16)]
 # A modify's metadata: the same limits, checked against what the object is served with
 # (repo/base.py `check_metadata`), since what Jan wrote may be past them and is sent back.
-ModifiedMetadata = Annotated[dict[str, str], Meta(extra_json_schema=msgspec.json.schema(Metadata))]
+ModifiedMetadata = Annotated[
+    dict[Annotated[str, Meta(extra_json_schema={"maxLength": 64})],
+         Annotated[str, Meta(extra_json_schema={"maxLength": 512})]],
+    Meta(extra_json_schema={"maxProperties": 16})]
 Role = Literal["user", "assistant"]
 Status = Literal["in_progress", "incomplete", "completed"]
 Detail = Literal["auto", "low", "high"]

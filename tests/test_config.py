@@ -99,6 +99,8 @@ def test_a_data_folder_under_home_is_expanded(tmp_path: Path) -> None:
     path = write_toml(tmp_path, 'data_dir = "~/jan/data"\n')
     assert load({}, environ={}, config_file=path).data_dir == Path.home() / "jan" / "data"
     assert load({}, environ={"THREADLINE_DATA_DIR": "~"}).data_dir == Path.home()
+    unknown = "~no_such_user_here/data"  # no such home: the path as given, as a shell leaves it
+    assert load({"data_dir": Path(unknown)}, environ={}).data_dir == Path(unknown)
 
 
 def test_bad_flag_is_rejected_naming_the_flag() -> None:

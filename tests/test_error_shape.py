@@ -471,6 +471,9 @@ def test_a_data_folder_the_server_cannot_use_is_a_503_naming_the_file_not_its_pa
     either (no 500 and traceback); the answer names the file, never the server's paths."""
     response = render(err)
     assert response.status == 503
+    # The SDKs retry a 503 unless told: a permission will not change in a second, room may.
+    assert response.headers.get("x-should-retry") == (
+        "false" if isinstance(err, PermissionError) else None)
     assert response.body is not None
     body = json.loads(bytes(response.body))  # type: ignore[arg-type]
     assert body == {"error": {"message": says, "type": "server_error", "param": None,

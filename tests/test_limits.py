@@ -314,3 +314,16 @@ async def test_a_messages_file_linked_elsewhere_is_read_but_never_written_throug
             "Thread 'linked' cannot be written: its messages.jsonl is not a regular file.")
     assert outside.read_bytes() == before
     assert (folder / "messages.jsonl").is_symlink()
+
+
+async def test_a_thread_json_that_links_to_itself_serves_the_thread(
+        client: TestClient, data_dir: Path) -> None:
+    folder = data_dir / "threads" / "looped"
+    folder.mkdir(parents=True)
+    (folder / "thread.json").symlink_to("thread.json")
+    (folder / "messages.jsonl").write_text(json.dumps(jan_message("01A", "looped", "hi")) + "\n")
+    assert (await client.get("/v1/threads/looped")).status == 200
+    threads = await (await client.get("/v1/threads")).json()
+    assert [t["id"] for t in threads["data"]] == ["looped"]
+    page = await (await client.get("/v1/threads/looped/messages")).json()
+    assert [m["id"] for m in page["data"]] == ["01A"]

@@ -77,6 +77,13 @@ async def test_request_schemas_are_the_handlers_models(client: TestClient) -> No
     params = doc["paths"]["/v1/threads/{thread_id}/messages"]["get"]["parameters"]
     assert {p["name"] for p in params} == {"thread_id", "limit", "order", "after", "before",
                                            "run_id"}
+    # A modify's metadata is checked against what is served (repo/base.py), yet documented with
+    # OpenAI's limits, as a create's is.
+    schemas = doc["components"]["schemas"]
+    created = schemas["CreateMessage"]["properties"]["metadata"]["anyOf"][0]
+    assert created["additionalProperties"]["maxLength"] == 512
+    for name in ("ModifyMessage", "ModifyThread"):
+        assert schemas[name]["properties"]["metadata"]["anyOf"][0] == created, name
 
 
 async def test_real_responses_match_the_documented_schemas(client: TestClient) -> None:

@@ -210,3 +210,14 @@ async def test_message_metadata_jan_wrote_past_the_limits_can_be_sent_back_chang
     with pytest.raises(openai.BadRequestError):
         await sdk.beta.threads.messages.update(
             "01JAN", thread_id="jan_m", metadata={**metadata, "tokenSpeed": "x" * 600})
+
+
+async def test_a_message_stored_with_null_metadata_can_be_given_some(
+        sdk: openai.AsyncOpenAI, data_dir: Path) -> None:
+    thread = await sdk.beta.threads.create()
+    made = await sdk.beta.threads.messages.create(thread.id, role="user", content="hi")
+    path = data_dir / "threads" / thread.id / "messages.jsonl"
+    path.write_bytes(path.read_bytes().replace(b'"metadata":{}', b'"metadata":null'))
+    updated = await sdk.beta.threads.messages.update(made.id, thread_id=thread.id,
+                                                     metadata={"k": "v"})
+    assert updated.metadata == {"k": "v"}

@@ -7,6 +7,7 @@ the last indexed line changed, or it changed size-for-size), the whole file into
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -153,6 +154,12 @@ def probe(folder: Path, thread_id: str, seen: Seen, table: bool = True, whole: b
         tj = _state(os.stat(folder / THREAD_JSON))
     except (FileNotFoundError, NotADirectoryError):
         tj = None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        # A link to itself: the link's own state; reading it then fails as for a directory
+        # there (store/files.py), which serves the thread without what thread.json would say.
+        tj = _state(os.lstat(folder / THREAD_JSON))
     _probe_messages(folder, seen, result, table, whole)
     if tj is None and result.file is None:
         result.gone = True

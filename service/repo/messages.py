@@ -123,7 +123,7 @@ class MessageOps(RepoBase):
             # Refused before the rewrite takes the lock (and checked again against the line it
             # rewrites, in case another program changed it meanwhile).
             served = msgspec.json.decode(await self.get_message(thread_id, message_id))
-            check_metadata(changes["metadata"], served["metadata"])
+            check_metadata(changes["metadata"], served.get("metadata") or {})  # null if stored so
 
         def edit(old: bytes) -> bytes:
             obj = decode_object_exact(old)

@@ -1052,3 +1052,31 @@ async def test_an_update_from_a_worker_behind_goes_out_under_the_id_resumed_from
         got = await events.until(lambda e: e.event == "thread.message.updated")
     assert got.json["metadata"] == {"edited": "yes"}
     assert int(got.id) >= int(later), (got.id, later)
+
+
+async def test_creations_the_journal_could_not_take_are_journaled_later_and_replayed(
+        server: TestServer, data_dir: Path) -> None:
+    """The journal's disk is full (its writes fail with ENOSPC: here it is /dev/full) while the
+    messages still land in their file: their events go out live, and their records wait for the
+    next append that works, so a resume from before finds every one, once, in order."""
+    thread_id = await new_thread(server)
+    journal = data_dir / ".threadline" / "events.jsonl"
+    async with stream(server, f"/v1/threads/{thread_id}/events") as events:
+        first = await say(server, thread_id, "before")
+        resume_from = (await events.next()).id
+        kept = journal.with_name("events.jsonl.kept")
+        journal.rename(kept)
+        journal.symlink_to("/dev/full")
+        during = [await say(server, thread_id, f"during {i}") for i in range(3)]
+        live = await events.take(3)  # live subscribers are not kept waiting
+        assert [e.json["id"] for e in live] == [m["id"] for m in during]
+        journal.unlink()
+        kept.rename(journal)
+        after = await say(server, thread_id, "after")
+        assert (await events.next()).json["id"] == after["id"]
+    async with stream(server, f"/v1/threads/{thread_id}/events",
+                      {"Last-Event-ID": str(resume_from)}) as events:
+        replayed = await events.take(4)
+        assert await events.nothing_for(0.3)
+    assert [e.json["id"] for e in replayed] == [m["id"] for m in [*during, after]]
+    assert first["id"] not in [e.json["id"] for e in replayed]

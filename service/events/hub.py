@@ -38,6 +38,7 @@ POKE_SECONDS = 1.0
 # thread restored later, even after a restart, is a new creation).
 JOURNALED = (CREATED, "thread.message.deleted", "thread.deleted")
 SYNC_TRIES = 3  # syncs a message's event may wait for when the index is behind its file
+UNJOURNALED_LIMIT = 100_000  # records kept for a retry while the journal cannot be appended to
 
 
 class Hub:
@@ -60,6 +61,7 @@ class Hub:
         self._seq = 0  # changes received from the feed so far
         self._wake = asyncio.Event()
         self._inflight: list[tuple[int, Event]] = []  # the batch being fanned out
+        self._unjournaled: list[Record] = []  # left out by a failed append: retried first
         self._pump_task: asyncio.Task[None] | None = None
         self._poke_task: asyncio.Task[None] | None = None
         feed.subscribe(self._on_change)
@@ -194,13 +196,24 @@ class Hub:
         deleted since, as this process saw the thread's file before another one deleted it:
         no record, no event (its deletion follows)."""
         loop = asyncio.get_running_loop()
+        # Records a failed append left out (a full disk) go first, in order, so that a resume
+        # still finds them; their events went out live already (with watermark ids).
+        waiting, records = self._unjournaled, self._unjournaled + records
         try:
             ids = self.journal.try_append(records)
             if ids is None:
                 ids = await loop.run_in_executor(None, self.journal.append, records)
-        except OSError:
-            log.exception("event journal: append failed; events keep flowing with watermark ids")
-            return [self.watermark] * len(records)
+        except OSError as exc:
+            if not waiting:
+                log.warning("event journal: cannot append (%s); events keep flowing with "
+                            "watermark ids, and their records wait for the next append",
+                            exc.strerror or exc)
+            self._unjournaled = records[-UNJOURNALED_LIMIT:]
+            return [self.watermark] * (len(records) - len(waiting))
+        if waiting:
+            log.info("event journal: %d waiting records journaled", len(waiting))
+        self._unjournaled = []
+        records, ids = records[len(waiting):], ids[len(waiting):]
         doubtful = [i for i, (r, jid) in enumerate(zip(records, ids, strict=True))
                     if jid == 0 and r.m is not None and not r.d]
         for i in doubtful:

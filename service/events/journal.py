@@ -67,6 +67,8 @@ class Journal:
         self._unseen: dict[tuple[str, str], tuple[int, float]] = {}
         # Threads deleted: their records up to this offset are forgotten.
         self._forgotten: dict[str, int] = {}
+        # A write failed: what is remembered is not what the file holds (read again first).
+        self._stale = False
 
     def load(self) -> None:
         """Read the whole journal (start-up): the latest record of every thread."""
@@ -77,6 +79,15 @@ class Journal:
             self._catch_up(fd)
         finally:
             os.close(fd)
+
+    def _reset(self) -> None:
+        """Forget everything read or appended: after a write that failed (a full disk), what
+        was remembered as appended may not be in the file. `append` reads the file again."""
+        self.end = 0
+        for state in (self.last, self.base, self._recent, self.deleted, self._unseen,
+                      self._forgotten):
+            state.clear()
+        self._stale = False
 
     def _remember(self, offset: int, rec: Record) -> None:
         if rec.d:
@@ -160,12 +171,16 @@ class Journal:
         return key in self.deleted or (key in self._recent and self.id_of(*key) is None)
 
     def _append(self, records: list[Record], wait: bool, present: bool) -> list[int] | None:
+        if self._stale and not wait:
+            return None  # the whole file is read again first: in a worker thread
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return None
+            if self._stale:
+                self._reset()
             size = os.fstat(fd).st_size  # under the lock: nobody else appends meanwhile
             if not wait and size - self.end > INLINE_CATCH_UP:
                 return None  # much written by other processes: read it in a worker thread
@@ -194,8 +209,14 @@ class Journal:
             if len(chunks) > (1 if chunks and chunks[0] == b"\n" else 0):
                 data = b"".join(chunks)
                 view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                try:
+                    while view:
+                        view = view[os.write(fd, view):]
+                except OSError:
+                    # Remembered above as journaled, yet not (or only partly) in the file: the
+                    # next append reads the file again, so a retry journals them for real.
+                    self._stale = True
+                    raise
             self.end = size
             return ids
         finally:

@@ -177,5 +177,6 @@ def render(exc: BaseException) -> web.Response:
 
 
 _STORAGE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EIO,
-            errno.ELOOP, errno.ENXIO}  # ENXIO: a socket (or a device gone) where a file was
+            errno.ELOOP, errno.ENXIO, errno.EFBIG}  # ENXIO: a socket where a file was; EFBIG:
+# a file grown past the size the system allows this process (RLIMIT_FSIZE)
 _PASSING = {errno.ENOSPC, errno.EDQUOT, errno.EIO}  # room may be made, a disk may come back

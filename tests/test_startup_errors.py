@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from .procs import ROOT, clean_env
+from .procs import ROOT, clean_env, free_port
 
 NOBODY = 65534
 
@@ -105,3 +109,42 @@ def test_an_event_journal_that_is_not_a_file_is_one_clear_line_and_exit_2(tmp_pa
     assert proc.stderr.strip().splitlines()[-1] == (
         f"threadline: {data}/.threadline/events.jsonl is not a regular file: remove it (the "
         "event journal is made again from the threads' files).")
+
+
+def test_a_thread_create_the_disk_refuses_leaves_no_folder_behind(tmp_path: Path) -> None:
+    """Files may not grow past 64 KB for this server (RLIMIT_FSIZE: the kernel refuses the write,
+    as a full disk would): the create is a 503 and leaves nothing, not a hidden `.new-` folder
+    holding what it wrote."""
+    data = tmp_path / "data"
+    port = free_port()
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve", "--data-dir", str(data), "--port",
+         str(port), "--log-level", "warning"],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        preexec_fn=limit)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "did not start"
+                time.sleep(0.05)
+        body = json.dumps({"messages": [{"role": "user", "content": "x" * 40_000}] * 2})
+        request = urllib.request.Request(url + "/v1/threads", data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=10)
+        assert caught.value.code == 503
+        assert json.loads(caught.value.read())["error"]["message"] == (
+            "The data folder cannot be used: File too large (the data folder).")
+        assert list((data / "threads").iterdir()) == []
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -137,9 +137,15 @@ class ThreadOps(RepoBase):
         self.threads_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.threads_dir / f".new-{thread_id}"
         tmp.mkdir()
-        write_atomic(tmp / MESSAGES, b"".join(line + b"\n" for line in lines), self.durable)
-        write_atomic(tmp / THREAD_JSON, thread_json_bytes(doc), self.durable)
-        os.rename(tmp, self.threads_dir / thread_id)
+        try:
+            write_atomic(tmp / MESSAGES, b"".join(line + b"\n" for line in lines), self.durable)
+            write_atomic(tmp / THREAD_JSON, thread_json_bytes(doc), self.durable)
+            os.rename(tmp, self.threads_dir / thread_id)
+        except OSError:
+            # A full disk, say: the refused create leaves nothing (not even the space its
+            # messages took), rather than a hidden folder until a start-up five minutes on.
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if self.durable:
             fsync_dir(self.threads_dir)
 

@@ -213,6 +213,8 @@ class Hub:
         if waiting:
             log.info("event journal: %d waiting records journaled", len(waiting))
         self._unjournaled = []
+        if self.journal.replaced:
+            await self._rebase()
         records, ids = records[len(waiting):], ids[len(waiting):]
         doubtful = [i for i, (r, jid) in enumerate(zip(records, ids, strict=True))
                     if jid == 0 and r.m is not None and not r.d]
@@ -233,6 +235,23 @@ class Hub:
             except Exception:  # they stay unpublished: a resume replays them if they are back
                 log.exception("event journal: could not check creations deleted since")
         return ids
+
+    async def _rebase(self) -> None:
+        """The journal was removed (or replaced by a shorter file) while this process ran: as at
+        a start on a folder with no journal, a baseline per thread says where it stood, so that
+        a restart does not take every older message for a new one (and resumes go on from the
+        new file's positions; an id from before it resumes from now)."""
+        self.journal.replaced = False
+        log.warning("event journal: %s was removed or replaced; starting it again",
+                    self.journal.path)
+        records = unjournaled(self.catalog, self.journal)
+        if records:
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, partial(self.journal.append, records, present=True))
+            except OSError as exc:
+                log.warning("event journal: cannot append (%s)", exc.strerror or exc)
+        self.journal.existed = True
 
     def _has(self, thread_id: str, message_id: str | None) -> bool:
         entry = self.catalog.get(thread_id)

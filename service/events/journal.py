@@ -54,6 +54,9 @@ class Journal:
         self.folder = data_dir / ".threadline"
         self.path = self.folder / "events.jsonl"
         self.existed = False
+        # The file was removed (or replaced by a shorter one) while this process ran: it starts
+        # again from what the file holds, and the hub journals a baseline for each thread.
+        self.replaced = False
         self.end = 0  # how far this process has read (always at a line boundary)
         self.last: dict[str, Record] = {}  # per thread, its latest record
         self.base: dict[str, str | None] = {}  # per thread, its latest baseline's message
@@ -182,6 +185,9 @@ class Journal:
             if self._stale:
                 self._reset()
             size = os.fstat(fd).st_size  # under the lock: nobody else appends meanwhile
+            if size < self.end:  # removed, or a shorter one put in its place
+                self._reset()
+                self.existed, self.replaced = False, True
             if not wait and size - self.end > INLINE_CATCH_UP:
                 return None  # much written by other processes: read it in a worker thread
             self._catch_up(fd, size, live=True)

@@ -1,9 +1,9 @@
 """The hub: change feed -> SSE events -> subscribers, each with a bounded buffer.
 
 Changes are taken from the feed in order, message creations are journaled (which gives them their
-event ids), and each change becomes one event whose data is the REST JSON of the object. A
-subscriber whose buffer fills is dropped (its stream ends; it resumes with Last-Event-ID), so a
-stalled client never makes the server buffer without bound.
+event ids; recorder.py), and each change becomes one event whose data is the REST JSON of the
+object. A subscriber whose buffer fills is dropped (its stream ends; it resumes with
+Last-Event-ID), so a stalled client never makes the server buffer without bound.
 
 Latency: the journal is written on the event loop when its lock is free (a worker-thread hop
 costs more than the write), and a batch's events are written straight to the subscribers' sockets
@@ -27,6 +27,7 @@ from . import fanout, replay
 from .catchup import unjournaled
 from .journal import Journal, Record
 from .order import HOLD_SECONDS, InOrder
+from .recorder import Recorder
 from .replay import POSITION_ID, Replay
 from .subscription import CREATED, Event, Subscription, Write
 
@@ -38,7 +39,6 @@ POKE_SECONDS = 1.0
 # thread restored later, even after a restart, is a new creation).
 JOURNALED = (CREATED, "thread.message.deleted", "thread.deleted")
 SYNC_TRIES = 3  # syncs a message's event may wait for when the index is behind its file
-UNJOURNALED_LIMIT = 100_000  # records kept for a retry while the journal cannot be appended to
 
 
 class Hub:
@@ -50,6 +50,7 @@ class Hub:
         self.journal = journal
         self.order = InOrder(journal)
         self._sync = sync  # index a thread now (for another process's creation to come sooner)
+        self.recorder = Recorder(catalog, journal, sync)
         self._syncing: dict[str, asyncio.Task[None]] = {}
         self.limit = limit
         self.limit_bytes = limit_bytes
@@ -61,7 +62,6 @@ class Hub:
         self._seq = 0  # changes received from the feed so far
         self._wake = asyncio.Event()
         self._inflight: list[tuple[int, Event]] = []  # the batch being fanned out
-        self._unjournaled: list[Record] = []  # left out by a failed append: retried first
         self._pump_task: asyncio.Task[None] | None = None
         self._poke_task: asyncio.Task[None] | None = None
         feed.subscribe(self._on_change)
@@ -135,7 +135,7 @@ class Hub:
             records = [Record(t=c.thread_id, m=c.message_id, o=c.end) if c.kind == CREATED
                        else Record(t=c.thread_id, m=c.message_id, d=True)
                        for _, c in batch if c.kind in JOURNALED]
-            ids = await self._journal(records) if records else []
+            ids = await self.recorder.ids(records, self.watermark) if records else []
             if not self.subscribers:  # nobody listening: the journal is all that must happen
                 self.watermark = max(self.watermark, *ids) if ids else self.watermark
                 self.order.held = []
@@ -152,7 +152,8 @@ class Hub:
                     stale = None
                     for _ in range(SYNC_TRIES):
                         if (event is not None or change.message_id is None or not self._sync
-                                or not self._has(change.thread_id, change.message_id)):
+                                or not self.recorder.has(change.thread_id,
+                                                         change.message_id)):
                             break  # sent, or gone (its deletion follows)
                         # Indexed, yet its bytes are not where the index says: another process
                         # rewrote the file since (a delete). The index catches up first; if
@@ -189,74 +190,6 @@ class Hub:
             log.debug("event hub: sync of thread %s failed", thread_id, exc_info=True)
         finally:
             self._syncing.pop(thread_id, None)
-
-    async def _journal(self, records: list[Record]) -> list[int]:
-        """Event ids of journaled changes: journaled right here when the lock is free, else
-        (another process holds it) from a worker thread. -1 for the creation of a message
-        deleted since, as this process saw the thread's file before another one deleted it:
-        no record, no event (its deletion follows)."""
-        loop = asyncio.get_running_loop()
-        # Records a failed append left out (a full disk) go first, in order, so that a resume
-        # still finds them; their events went out live already (with watermark ids).
-        waiting, records = self._unjournaled, self._unjournaled + records
-        try:
-            ids = self.journal.try_append(records)
-            if ids is None:
-                ids = await loop.run_in_executor(None, self.journal.append, records)
-        except OSError as exc:
-            if not waiting:
-                log.warning("event journal: cannot append (%s); events keep flowing with "
-                            "watermark ids, and their records wait for the next append",
-                            exc.strerror or exc)
-            self._unjournaled = records[-UNJOURNALED_LIMIT:]
-            return [self.watermark] * (len(records) - len(waiting))
-        if waiting:
-            log.info("event journal: %d waiting records journaled", len(waiting))
-        self._unjournaled = []
-        if self.journal.replaced:
-            await self._rebase()
-        records, ids = records[len(waiting):], ids[len(waiting):]
-        doubtful = [i for i, (r, jid) in enumerate(zip(records, ids, strict=True))
-                    if jid == 0 and r.m is not None and not r.d]
-        for i in doubtful:
-            ids[i] = -1
-        if doubtful and self._sync is not None:
-            try:
-                # Or restored since (a backup copied back): then its file has it now.
-                for thread_id in {records[i].t for i in doubtful}:
-                    await self._sync(thread_id)
-                present = [i for i in doubtful if self._has(records[i].t, records[i].m)]
-                if present:
-                    again = await loop.run_in_executor(
-                        None, partial(self.journal.append, [records[i] for i in present],
-                                      present=True))
-                    for i, jid in zip(present, again, strict=True):
-                        ids[i] = jid
-            except Exception:  # they stay unpublished: a resume replays them if they are back
-                log.exception("event journal: could not check creations deleted since")
-        return ids
-
-    async def _rebase(self) -> None:
-        """The journal was removed (or replaced by a shorter file) while this process ran: as at
-        a start on a folder with no journal, a baseline per thread says where it stood, so that
-        a restart does not take every older message for a new one (and resumes go on from the
-        new file's positions; an id from before it resumes from now)."""
-        self.journal.replaced = False
-        log.warning("event journal: %s was removed or replaced; starting it again",
-                    self.journal.path)
-        records = unjournaled(self.catalog, self.journal)
-        if records:
-            try:
-                await asyncio.get_running_loop().run_in_executor(
-                    None, partial(self.journal.append, records, present=True))
-            except OSError as exc:
-                log.warning("event journal: cannot append (%s)", exc.strerror or exc)
-        self.journal.existed = True
-
-    def _has(self, thread_id: str, message_id: str | None) -> bool:
-        entry = self.catalog.get(thread_id)
-        return entry is not None and message_id is not None and entry.messages.find(
-            message_id) >= 0
 
     async def fan_out(self, events: list[tuple[int, Event]]) -> None:
         """Hand a batch of (feed sequence number, event) to every stream it is for, in order.

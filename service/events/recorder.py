@@ -1,0 +1,100 @@
+"""Journaling a batch of changes for the hub (hub.py): their event ids, in feed order.
+
+The journal (journal.py) gives a created message its event id. Here, around it: records a failed
+append left out (a full disk) are journaled first at the next append that works, so a resume still
+finds them (their events went out live with watermark ids); a creation the journal knows as deleted
+since is checked against its file (restored, or only a sighting of the file before another process
+deleted it); and a journal removed while the server runs is started again with a baseline per
+thread (`rebase`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+
+from ..index.catalog import Catalog
+from .catchup import unjournaled
+from .journal import Journal, Record
+from .replay import Sync
+
+log = logging.getLogger(__name__)
+
+WAITING_LIMIT = 100_000  # records kept for a retry while the journal cannot be appended to
+
+
+class Recorder:
+    def __init__(self, catalog: Catalog, journal: Journal, sync: Sync | None) -> None:
+        self.catalog = catalog
+        self.journal = journal
+        self._sync = sync
+        self._waiting: list[Record] = []  # left out by a failed append: journaled first
+
+    async def ids(self, records: list[Record], watermark: int) -> list[int]:
+        """Event ids of journaled changes: journaled right here when the lock is free, else
+        (another process holds it) from a worker thread. -1 for the creation of a message
+        deleted since, as this process saw the thread's file before another one deleted it:
+        no record, no event (its deletion follows)."""
+        loop = asyncio.get_running_loop()
+        # Records a failed append left out (a full disk) go first, in order, so that a resume
+        # still finds them; their events went out live already (with watermark ids).
+        waiting, records = self._waiting, self._waiting + records
+        try:
+            ids = self.journal.try_append(records)
+            if ids is None:
+                ids = await loop.run_in_executor(None, self.journal.append, records)
+        except OSError as exc:
+            if not waiting:
+                log.warning("event journal: cannot append (%s); events keep flowing with "
+                            "watermark ids, and their records wait for the next append",
+                            exc.strerror or exc)
+            self._waiting = records[-WAITING_LIMIT:]
+            return [watermark] * (len(records) - len(waiting))
+        if waiting:
+            log.info("event journal: %d waiting records journaled", len(waiting))
+        self._waiting = []
+        if self.journal.replaced:
+            await self.rebase()
+        records, ids = records[len(waiting):], ids[len(waiting):]
+        doubtful = [i for i, (r, jid) in enumerate(zip(records, ids, strict=True))
+                    if jid == 0 and r.m is not None and not r.d]
+        for i in doubtful:
+            ids[i] = -1
+        if doubtful and self._sync is not None:
+            try:
+                # Or restored since (a backup copied back): then its file has it now.
+                for thread_id in {records[i].t for i in doubtful}:
+                    await self._sync(thread_id)
+                present = [i for i in doubtful if self.has(records[i].t, records[i].m)]
+                if present:
+                    again = await loop.run_in_executor(
+                        None, partial(self.journal.append, [records[i] for i in present],
+                                      present=True))
+                    for i, jid in zip(present, again, strict=True):
+                        ids[i] = jid
+            except Exception:  # they stay unpublished: a resume replays them if they are back
+                log.exception("event journal: could not check creations deleted since")
+        return ids
+
+    async def rebase(self) -> None:
+        """The journal was removed (or replaced by a shorter file) while this process ran: as at
+        a start on a folder with no journal, a baseline per thread says where it stood, so that
+        a restart does not take every older message for a new one (and resumes go on from the
+        new file's positions; an id from before it resumes from now)."""
+        self.journal.replaced = False
+        log.warning("event journal: %s was removed or replaced; starting it again",
+                    self.journal.path)
+        records = unjournaled(self.catalog, self.journal)
+        if records:
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    None, partial(self.journal.append, records, present=True))
+            except OSError as exc:
+                log.warning("event journal: cannot append (%s)", exc.strerror or exc)
+        self.journal.existed = True
+
+    def has(self, thread_id: str, message_id: str | None) -> bool:
+        entry = self.catalog.get(thread_id)
+        return entry is not None and message_id is not None and entry.messages.find(
+            message_id) >= 0

@@ -35,6 +35,7 @@ def profile(cfg: Settings) -> str:
                           cfg.env)
     with running(tl):
         tl.indexed()  # the id tables built: lookups before then search the ids (start-up cost)
+        procs.wait_idle([tl])  # and the prover's pass done, as before the read suites' runs
         for name, script, args in (("get", "get", ids), ("list desc", "list", [*ids, "desc"])):
             box: dict[str, load.Run] = {}
             t = threading.Thread(target=lambda s=script, a=args, b=box: b.setdefault(

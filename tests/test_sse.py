@@ -1101,3 +1101,27 @@ async def test_a_journal_removed_while_running_starts_again_and_resumes_work(
     journal = [json.loads(line) for line in
                (data_dir / ".threadline" / "events.jsonl").read_text().splitlines()]
     assert {"t": other, "b": old_other["id"]} in journal
+
+
+async def test_a_restored_message_written_with_a_new_one_keeps_its_place_in_the_stream(
+        server: TestServer, data_dir: Path) -> None:
+    """A message deleted, then its line copied back followed by a new message in one write: the
+    stream (and a replay) follow the file's order, restored one first. (It was re-checked after
+    the rest of its batch was journaled, so it came second.)"""
+    thread_id = await new_thread(server)
+    gone = await say(server, thread_id, "to restore")
+    await say(server, thread_id, "stays")
+    path = data_dir / "threads" / thread_id / "messages.jsonl"
+    line = path.read_bytes().splitlines()[0]
+    async with aiohttp.ClientSession() as http, http.delete(
+            server.make_url(f"/v1/threads/{thread_id}/messages/{gone['id']}")) as resp:
+        assert resp.status == 200
+    async with stream(server, f"/v1/threads/{thread_id}/events") as events:
+        new = json.dumps({"id": "msg_newer", "role": "user", "content": "newer"}).encode()
+        with path.open("ab") as f:
+            f.write(line + b"\n" + new + b"\n")
+        live = await events.take(2)
+    assert [e.json["id"] for e in live] == [gone["id"], "msg_newer"]
+    async with stream(server, f"/v1/threads/{thread_id}/events",
+                      {"Last-Event-ID": live[0].id or ""}) as events:
+        assert [e.json["id"] for e in await events.take(1)] == ["msg_newer"]

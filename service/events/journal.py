@@ -43,6 +43,8 @@ class Record(msgspec.Struct, omit_defaults=True):
 _decoder = msgspec.json.Decoder(Record)
 _encoder = msgspec.json.Encoder()
 Entry = tuple[int, Record]  # (event id: offset just past the record, record)
+# Creations seen in their file after their deletion was journaled: all (True) or these.
+Present = bool | set[tuple[str, str]]
 
 RECENT = 200_000  # records remembered for de-duplication between processes
 INLINE_CATCH_UP = 64 * 1024  # bytes of other processes' records `try_append` reads on the loop
@@ -149,22 +151,23 @@ class Journal:
             pos = nl + 1
         return out, start + pos
 
-    def append(self, records: list[Record], present: bool = False) -> list[int]:
+    def append(self, records: list[Record], present: Present = False) -> list[int]:
         """Journal records, unless another process already journaled the same message; return the
         event id of each (its offset end) in order. A creation of a message whose latest record
-        is its deletion gets 0, not a record, unless `present` (the caller saw the message in
-        its file after that deletion was journaled): it may be a restore, or only a sighting of
-        the file as it was before another process deleted it (see `doubtful`)."""
+        is its deletion gets 0, not a record, unless `present` (True, or the set of such
+        (thread, message) keys: the caller saw the message in its file after that deletion was
+        journaled): it may be a restore, or only a sighting of the file as it was before another
+        process deleted it (see `doubtful`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         ids = self._append(records, wait=True, present=present)
         assert ids is not None  # waited for the lock
         return ids
 
-    def try_append(self, records: list[Record]) -> list[int] | None:
+    def try_append(self, records: list[Record], present: Present = False) -> list[int] | None:
         """`append`, unless another process holds the journal's lock right now (None: call
         `append` from a worker thread instead). Called on the event loop: it never blocks."""
         try:
-            return self._append(records, wait=False, present=False)
+            return self._append(records, wait=False, present=present)
         except FileNotFoundError:  # the folder is gone: `append` makes it again
             return None
 
@@ -173,7 +176,7 @@ class Journal:
         key = (thread_id, message_id)
         return key in self.deleted or (key in self._recent and self.id_of(*key) is None)
 
-    def _append(self, records: list[Record], wait: bool, present: bool) -> list[int] | None:
+    def _append(self, records: list[Record], wait: bool, present: Present) -> list[int] | None:
         if self._stale and not wait:
             return None  # the whole file is read again first: in a worker thread
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -203,7 +206,8 @@ class Journal:
                     ids.append(known)
                     self._unseen.pop((rec.t, rec.m or ""), None)
                     continue
-                if (not present and rec.m is not None and not rec.d
+                if (rec.m is not None and not rec.d and present is not True
+                        and (present is False or (rec.t, rec.m) not in present)
                         and self.doubtful(rec.t, rec.m)):
                     ids.append(0)  # deleted since it was last created: the caller confirms
                     continue

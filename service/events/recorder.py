@@ -40,10 +40,12 @@ class Recorder:
         # Records a failed append left out (a full disk) go first, in order, so that a resume
         # still finds them; their events went out live already (with watermark ids).
         waiting, records = self._waiting, self._waiting + records
+        restored = await self._restored(records)
         try:
-            ids = self.journal.try_append(records)
+            ids = self.journal.try_append(records, restored)
             if ids is None:
-                ids = await loop.run_in_executor(None, self.journal.append, records)
+                ids = await loop.run_in_executor(
+                    None, partial(self.journal.append, records, restored))
         except OSError as exc:
             if not waiting:
                 log.warning("event journal: cannot append (%s); events keep flowing with "
@@ -76,6 +78,23 @@ class Recorder:
             except Exception:  # they stay unpublished: a resume replays them if they are back
                 log.exception("event journal: could not check creations deleted since")
         return ids
+
+    async def _restored(self, records: list[Record]) -> set[tuple[str, str]]:
+        """Creations of messages this process knows as deleted since, that their file has again
+        (a restore) once their thread is synced: journaled in their place in the batch, before
+        a newer message written with them. (One found doubtful only under the journal's lock,
+        after another process's records, is checked after the append instead, below.)"""
+        maybe = {(r.t, r.m) for r in records
+                 if r.m is not None and not r.d and self.journal.doubtful(r.t, r.m)}
+        if not maybe or self._sync is None:
+            return set()
+        try:
+            for thread_id in {t for t, _ in maybe}:
+                await self._sync(thread_id)
+        except Exception:
+            log.debug("event journal: could not sync before journaling", exc_info=True)
+            return set()
+        return {(t, m) for t, m in maybe if self.has(t, m)}
 
     async def rebase(self) -> None:
         """The journal was removed (or replaced by a shorter file) while this process ran: as at

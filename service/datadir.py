@@ -8,10 +8,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .events.journal import journal_path
+
 
 def unusable(data_dir: Path) -> str | None:
     """Why the server cannot use `data_dir`, as one line for the user; None when it can."""
-    for folder in (data_dir / "threads", data_dir / ".threadline"):
+    for folder in (data_dir / "threads", journal_path(data_dir).parent):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             probe = folder / f".write-test-{os.getpid()}"
@@ -21,7 +23,7 @@ def unusable(data_dir: Path) -> str | None:
             where = folder if folder.is_dir() else folder.parent
             return (f"data folder {data_dir} cannot be written: {exc.strerror} ({where}). "
                     + _advice(where))
-    journal = data_dir / ".threadline" / "events.jsonl"
+    journal = journal_path(data_dir)
     if (journal.exists() or journal.is_symlink()) and not journal.is_file():
         return (f"{journal} is not a regular file: remove it (the event journal is made again "
                 "from the threads' files).")

@@ -51,10 +51,14 @@ INLINE_CATCH_UP = 64 * 1024  # bytes of other processes' records `try_append` re
 READ_BLOCK = 1 << 20  # bytes of the journal a replay reads at a time
 
 
+def journal_path(data_dir: Path) -> Path:
+    return data_dir / ".threadline" / "events.jsonl"
+
+
 class Journal:
     def __init__(self, data_dir: Path) -> None:
-        self.folder = data_dir / ".threadline"
-        self.path = self.folder / "events.jsonl"
+        self.path = journal_path(data_dir)
+        self.folder = self.path.parent
         self.existed = False
         # The file was removed (or replaced by a shorter one) while this process ran: it starts
         # again from what the file holds, and the hub journals a baseline for each thread.

@@ -24,7 +24,9 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -44,7 +46,7 @@ _decoder = msgspec.json.Decoder(Record)
 _encoder = msgspec.json.Encoder()
 Entry = tuple[int, Record]  # (event id: offset just past the record, record)
 # Creations seen in their file after their deletion was journaled: all (True) or these.
-Present = bool | set[tuple[str, str]]
+Present = Literal[True] | AbstractSet[tuple[str, str]]
 
 RECENT = 200_000  # records remembered for de-duplication between processes
 INLINE_CATCH_UP = 64 * 1024  # bytes of other processes' records `try_append` reads on the loop
@@ -155,7 +157,7 @@ class Journal:
             pos = nl + 1
         return out, start + pos
 
-    def append(self, records: list[Record], present: Present = False) -> list[int]:
+    def append(self, records: list[Record], present: Present = frozenset()) -> list[int]:
         """Journal records, unless another process already journaled the same message; return the
         event id of each (its offset end) in order. A creation of a message whose latest record
         is its deletion gets 0, not a record, unless `present` (True, or the set of such
@@ -167,7 +169,7 @@ class Journal:
         assert ids is not None  # waited for the lock
         return ids
 
-    def try_append(self, records: list[Record], present: Present = False) -> list[int] | None:
+    def try_append(self, records: list[Record], present: Present = frozenset()) -> list[int] | None:
         """`append`, unless another process holds the journal's lock right now (None: call
         `append` from a worker thread instead). Called on the event loop: it never blocks."""
         try:
@@ -210,8 +212,8 @@ class Journal:
                     ids.append(known)
                     self._unseen.pop((rec.t, rec.m or ""), None)
                     continue
-                if (rec.m is not None and not rec.d and present is not True
-                        and (present is False or (rec.t, rec.m) not in present)
+                if (rec.m is not None and not rec.d
+                        and not (present is True or (rec.t, rec.m) in present)
                         and self.doubtful(rec.t, rec.m)):
                     ids.append(0)  # deleted since it was last created: the caller confirms
                     continue

@@ -40,7 +40,7 @@ class Recorder:
         # Records a failed append left out (a full disk) go first, in order, so that a resume
         # still finds them; their events went out live already (with watermark ids).
         waiting, records = self._waiting, self._waiting + records
-        restored = await self._restored(records)
+        checked, restored = await self._restored(records)
         try:
             ids = self.journal.try_append(records, restored)
             if ids is None:
@@ -63,6 +63,9 @@ class Recorder:
                     if jid == 0 and r.m is not None and not r.d]
         for i in doubtful:
             ids[i] = -1
+        # Those `_restored` synced for and found gone need no second look: only creations found
+        # doubtful under the journal's lock (after another process's records) are checked here.
+        doubtful = [i for i in doubtful if (records[i].t, records[i].m) not in checked]
         if doubtful and self._sync is not None:
             try:
                 # Or restored since (a backup copied back): then its file has it now.
@@ -79,22 +82,24 @@ class Recorder:
                 log.exception("event journal: could not check creations deleted since")
         return ids
 
-    async def _restored(self, records: list[Record]) -> set[tuple[str, str]]:
-        """Creations of messages this process knows as deleted since, that their file has again
-        (a restore) once their thread is synced: journaled in their place in the batch, before
-        a newer message written with them. (One found doubtful only under the journal's lock,
-        after another process's records, is checked after the append instead, below.)"""
+    async def _restored(self, records: list[Record]
+                        ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        """Creations of messages this process knows as deleted since (checked), and those of
+        them their file has again once their thread is synced (a restore: journaled in their
+        place in the batch, before a newer message written with them). One found doubtful only
+        under the journal's lock, after another process's records, is checked after the append
+        instead (`ids`)."""
         maybe = {(r.t, r.m) for r in records
                  if r.m is not None and not r.d and self.journal.doubtful(r.t, r.m)}
         if not maybe or self._sync is None:
-            return set()
+            return set(), set()
         try:
             for thread_id in {t for t, _ in maybe}:
                 await self._sync(thread_id)
         except Exception:
             log.debug("event journal: could not sync before journaling", exc_info=True)
-            return set()
-        return {(t, m) for t, m in maybe if self.has(t, m)}
+            return set(), set()
+        return maybe, {(t, m) for t, m in maybe if self.has(t, m)}
 
     async def rebase(self) -> None:
         """The journal was removed (or replaced by a shorter file) while this process ran: as at

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from service.__main__ import parse_args
 from service.config import FIELDS, Config, ConfigError, load
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +124,21 @@ def test_error_does_not_echo_an_api_key_value() -> None:
 def test_non_loopback_host_without_key_is_refused(host: str) -> None:
     with pytest.raises(ConfigError, match="refusing to bind non-loopback host"):
         load({"host": host}, environ={})
+
+
+def test_the_refusal_names_the_environment_variable_a_container_sets() -> None:
+    with pytest.raises(ConfigError, match="THREADLINE_ALLOW_UNAUTHENTICATED_REMOTE=true"):
+        load({"host": "0.0.0.0"}, environ={})
+
+
+@pytest.mark.parametrize(("argv", "access_log"), [
+    ([], True), (["--access-log"], True), (["--no-access-log"], False)])
+def test_the_access_log_flag_turns_it_on_and_off_over_the_environment(
+        argv: list[str], access_log: bool) -> None:
+    """`THREADLINE_ACCESS_LOG=true` (or the file) can be overridden from the command line."""
+    args = parse_args(["serve", *argv])
+    config = load({"access_log": args.access_log}, environ={"THREADLINE_ACCESS_LOG": "true"})
+    assert config.access_log is access_log
 
 
 @pytest.mark.parametrize("extra", [{"THREADLINE_API_KEYS": "k"},

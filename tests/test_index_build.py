@@ -21,8 +21,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.index import build, messages
+from service.index import build, idtable
 from service.index.catalog import Tail
+from service.index.idtable import IdTable
 from service.index.messages import MessageIndex
 from service.store.lines import scan
 from tests.test_fuzz import budget, files
@@ -178,7 +179,7 @@ def ids_index(ids: list[str]) -> MessageIndex:
 
 
 def test_a_lookup_among_the_newest_ids_builds_no_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(messages, "RECENT_IDS", 40)
+    monkeypatch.setattr(idtable, "RECENT_IDS", 40)
     index = ids_index([f"m{i}" for i in range(100)] + ["m9"])
     assert index.find("m99") == 99 and index.find("m9") == 100  # the last line with the id
     assert not index.has_table
@@ -188,7 +189,7 @@ def test_a_lookup_among_the_newest_ids_builds_no_table(monkeypatch: pytest.Monke
 
 
 def test_a_lookup_past_the_newest_ids_builds_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(messages, "RECENT_IDS", 40)
+    monkeypatch.setattr(idtable, "RECENT_IDS", 40)
     index = ids_index([f"id{i}" for i in range(50)])
     index.reserve_table()
     room = index.nbytes()
@@ -201,7 +202,7 @@ def test_a_lookup_past_the_newest_ids_builds_the_table(monkeypatch: pytest.Monke
 
 def test_a_run_of_lookups_builds_the_table_after_a_few() -> None:
     index = ids_index([f"m{i}" for i in range(1000)])
-    for i in range(messages.RECENT_SEARCHES):
+    for i in range(idtable.RECENT_SEARCHES):
         assert index.find(f"m{999 - i}") == 999 - i
     assert not index.has_table
     assert index.find("m998") == 998 and index.has_table  # a loop over every id costs no scans
@@ -221,9 +222,9 @@ def test_appends_while_the_table_is_built_in_another_thread_are_found() -> None:
 
 def test_a_lookup_while_another_thread_builds_the_table_does_not_wait_for_it(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(messages, "RECENT_IDS", 40)
+    monkeypatch.setattr(idtable, "RECENT_IDS", 40)
     index = ids_index([f"m{i}" for i in range(1000)])
-    with index._building:  # another thread is building the table right now
+    with index.ids._building:  # another thread is building the table right now
         assert index.find("m3") == 3  # an old id: found by searching every id, not by waiting
         assert index.find("m") == -1 and index.find("nope") == -1
         assert not index.has_table
@@ -234,15 +235,15 @@ def test_many_appends_while_the_table_is_built_grow_it_and_keep_every_id(
         monkeypatch: pytest.MonkeyPatch) -> None:
     index = ids_index([f"a{i}" for i in range(30)])
     started, appended = threading.Event(), threading.Event()
-    enter = MessageIndex._enter
+    enter = IdTable._enter
 
-    def slow_enter(self: MessageIndex, *args: Any) -> None:  # the first fill waits for appends
+    def slow_enter(self: IdTable, *args: Any) -> None:  # the first fill waits for appends
         if not started.is_set():
             started.set()
             assert appended.wait(5)
         enter(self, *args)
 
-    monkeypatch.setattr(MessageIndex, "_enter", slow_enter)
+    monkeypatch.setattr(IdTable, "_enter", slow_enter)
     builder = threading.Thread(target=index.build_table)
     builder.start()
     assert started.wait(5)

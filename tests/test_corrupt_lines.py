@@ -1,10 +1,13 @@
 """Lines that are not messages are skipped, counted in /healthz and kept byte for byte on every
-rewrite; a last line without its newline is never indexed until the newline arrives."""
+rewrite (blank lines, which hold nothing, are dropped); a last line without its newline is never
+indexed until the newline arrives."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -93,12 +96,15 @@ async def test_corrupt_lines_are_kept_byte_for_byte_after_a_modify(
         open_client: OpenClient, data_dir: Path) -> None:
     folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), mixed_lines())
     before = lines_of(folder)
+    assert before.count(b"") == 2  # the blank line, and after the last newline
     client = await open_client()
     resp = await client.post("/v1/threads/jan_1/messages/m2", json={"metadata": {"k": "v"}})
     assert resp.status == 200
     assert (await resp.json())["metadata"] == {"k": "v"}
     after = lines_of(folder)
-    assert len(after) == len(before)
+    # The blank line is gone (the Jan app's reader fails on one); every other line is kept.
+    before.remove(b"")
+    assert len(after) == len(before) and after[-1] == b"" and b"" not in after[:-1]
     changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
     assert len(changed) == 1
     edited = json.loads(after[changed[0]])
@@ -116,9 +122,24 @@ async def test_corrupt_lines_are_kept_byte_for_byte_after_a_delete(
     client = await open_client()
     resp = await client.delete("/v1/threads/jan_1/messages/m1")
     assert resp.status == 200
+    before.remove(b"")  # the blank line: dropped by the rewrite
     assert lines_of(folder) == [line for line in before if not line.startswith(b'{"id": "m1"')]
     assert await served_ids(client) == ["m0", "m2", "m3", "m4"]
     assert (await health(client))["corrupt"]["jan_1"] == corrupt_spans(folder)
+
+
+async def test_a_rewrite_drops_every_kind_of_blank_line(open_client: OpenClient,
+                                                        data_dir: Path) -> None:
+    m = [json.dumps(msg(i)).encode() for i in range(4)]
+    body = (b"\n \n" + m[0] + b"\n\n\n\n" + m[1] + b"\n\t \r\n\r\n" + m[2] + b"\n\x0b\x0c\n"
+            + b"garbage\n" + m[3] + b"\n\n" + b'{"id": "torn')
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), [])
+    (folder / "messages.jsonl").write_bytes(body)
+    client = await open_client()
+    assert (await client.delete("/v1/threads/jan_1/messages/m1")).status == 200
+    assert (folder / "messages.jsonl").read_bytes() == (
+        m[0] + b"\n" + m[2] + b"\n" + b"garbage\n" + m[3] + b"\n" + b'{"id": "torn')
+    assert await served_ids(client) == ["m0", "m2", "m3"]
 
 
 async def test_counts_are_the_same_after_a_restart(open_client: OpenClient, data_dir: Path
@@ -198,6 +219,41 @@ async def test_a_create_after_a_torn_line_starts_a_fresh_line(
     assert await served_ids(client) == ["m0", "m1", new_id]
     torn_at = len(lines[0]) + 1 + len(lines[1]) + 1
     assert (await health(client))["corrupt"] == {"jan_1": [[torn_at, 30]]}
+
+
+async def test_a_create_waits_for_the_newline_of_a_line_another_writer_is_writing(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """The Jan app (0.6) appends a message as two writes, the JSON and then its newline. A create
+    landing between them used to close the line itself, and Jan's newline then made an empty
+    line, which Jan's reader fails on (the whole thread shows empty there)."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), [msg(0), msg(1)])
+    client = await open_client()
+    with (folder / "messages.jsonl").open("ab") as f:
+        f.write(json.dumps(msg(2)).encode())  # the JSON: its newline comes in the next write
+    create = asyncio.create_task(
+        client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "n"}))
+    await asyncio.sleep(0.04)  # the create reached the file (it used to append at once)
+    with (folder / "messages.jsonl").open("ab") as f:
+        f.write(b"\n")
+    resp = await create
+    assert resp.status == 200
+    new_id = (await resp.json())["id"]
+    lines = lines_of(folder)
+    assert lines[-1] == b"" and b"" not in lines[:-1]  # no empty line
+    assert [json.loads(x)["id"] for x in lines[:-1]] == ["m0", "m1", "m2", new_id]
+    assert await served_ids(client) == ["m0", "m1", "m2", new_id]
+    assert (await health(client))["corrupt_lines"] == 0
+
+
+async def test_a_torn_line_left_long_ago_is_closed_by_the_next_create(
+        open_client: OpenClient, data_dir: Path) -> None:
+    folder, line = write_torn(data_dir)
+    os.utime(folder / "messages.jsonl", (1_700_000_000, 1_700_000_000))  # its writer is gone
+    client = await open_client()
+    resp = await client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "n"})
+    assert resp.status == 200
+    lines = lines_of(folder)
+    assert lines[2] == line[:30] and json.loads(lines[3])["id"] == (await resp.json())["id"]
 
 
 async def test_a_rewrite_keeps_a_half_written_tail_byte_for_byte(

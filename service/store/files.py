@@ -195,12 +195,37 @@ class Appended(NamedTuple):
     before: tuple[int, int, int]  # (ino, size, mtime_ns) just before the write
 
 
+# A last line without its newline, written this recently, may be another writer's between two
+# writes: the Jan app (0.6) appends a message with `writeln!`, the JSON and then the newline in a
+# write of its own. An append waits this long for that newline before closing the line itself:
+# closing it at once made the two newlines an empty line, which Jan cannot read past.
+TORN_RECENT_NS = 2_000_000_000
+TORN_WAIT = 0.1  # seconds
+_TORN_POLL = 0.001
+
+
+def _tail(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
+    """Whether the file ends on a line end (or is empty), and its state then: waiting up to
+    TORN_WAIT for the newline of a last line written within TORN_RECENT_NS."""
+    if not st.st_size or os.pread(fd, 1, st.st_size - 1) == b"\n":
+        return True, st
+    if time.time_ns() - st.st_mtime_ns > TORN_RECENT_NS:
+        return False, st  # left by a writer that died mid-line: closed at once
+    deadline = time.monotonic() + TORN_WAIT
+    while time.monotonic() < deadline:
+        time.sleep(_TORN_POLL)
+        st = os.fstat(fd)
+        if os.pread(fd, 1, st.st_size - 1) == b"\n":
+            return True, st
+    return False, st
+
+
 def append_lines(folder: Path, data: bytes, durable: bool,
                  written: Callable[[Appended], None] | None = None) -> Appended:
     """Append whole lines to the thread's messages.jsonl under the thread lock; return where the
-    first of them starts, and the file as it stood after the write. A torn last line left by a
-    crashed writer is closed with a newline first, so the new lines start on a fresh line and the
-    torn bytes become one (corrupt) line.
+    first of them starts, and the file as it stood after the write. A torn last line is closed
+    with a newline first (once it is clear that no writer is about to close it: `_tail`), so the
+    new lines start on a fresh line and the torn bytes become one (corrupt) line.
 
     `written` is told as soon as the lines are in the file, before the fsync: from then on every
     reader of the file sees them, so the index and the event streams may too. The caller's answer
@@ -211,9 +236,9 @@ def append_lines(folder: Path, data: bytes, durable: bool,
         # into whatever file it names (ELOOP: a 409, the file is not a regular one).
         fd = open_file(folder / MESSAGES, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW)
         try:
-            pre = os.fstat(fd)
+            ends_a_line, pre = _tail(fd, os.fstat(fd))
             size = pre.st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
+            if not ends_a_line:
                 data = b"\n" + data
             _write_all(fd, data)
             # Where the lines start, from where the write ended: a writer that does not take the

@@ -1,7 +1,9 @@
 """Rewriting `messages.jsonl` to modify or delete one message, keeping every other byte.
 
-Runs in a worker thread under the thread lock. Lines other than the target (corrupt ones, blank
-ones, a torn tail) are copied byte for byte; the result replaces the file atomically.
+Runs in a worker thread under the thread lock. Lines other than the target (corrupt ones, a torn
+tail) are copied byte for byte, but for blank lines, which are dropped: they hold nothing, and the
+Jan app's reader (0.6) fails on one and shows the whole thread empty. The result replaces the file
+atomically.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +24,17 @@ log = logging.getLogger(__name__)
 
 # edit(old_line) -> new line bytes (no newline), or None to delete the line
 Edit = Callable[[bytes], bytes | None]
+
+_BLANKS = rb"(?:[ \t\r\x0b\x0c]*\n)+"  # blank lines (what bytes.strip() leaves empty), each ended
+_LEADING_BLANKS = re.compile(_BLANKS)
+_INNER_BLANKS = re.compile(rb"\n" + _BLANKS)
+
+
+def _without_blank_lines(part: bytes) -> bytes:
+    """`part` of the file (from the start of a line) without its blank lines."""
+    if (m := _LEADING_BLANKS.match(part)) is not None:
+        part = part[m.end():]
+    return _INNER_BLANKS.sub(b"\n", part) if _INNER_BLANKS.search(part) else part
 
 
 class Rewritten:
@@ -78,7 +92,7 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
             pos = 0
             kept = False
             for offset, length in lines if every else lines[-1:]:
-                out.append(old[pos:offset])
+                out.append(_without_blank_lines(old[pos:offset]))
                 new_line = edit(old[offset:offset + length])
                 if new_line is not None:
                     kept = True
@@ -87,7 +101,7 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
             # A writer that does not take the lock (the Jan app) may have appended meanwhile,
             # and may go on until the rename: the old file is followed (through `fd`, which
             # stays on it) until then, and just after.
-            out.append(old[pos:] + _read_all(fd))
+            out.append(_without_blank_lines(old[pos:] + _read_all(fd)))
             remove_stale_temps(folder)  # left by a process that died mid-rewrite
             if noted is not None and not kept:
                 _note_deleted(folder, message_id, noted)

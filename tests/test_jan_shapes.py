@@ -297,6 +297,21 @@ async def test_a_title_set_or_cleared_in_metadata_is_jans_title_too(
         assert json.loads((folder / "thread.json").read_text())["title"] == ""
 
 
+async def test_a_title_given_at_creation_is_jans_title(data_dir: Path,
+                                                       start_server: MakeServer) -> None:
+    """A thread made through the API with a title shows that title in the Jan app, which reads
+    the top-level `title` of thread.json (a create used to leave it inside the metadata)."""
+    async with open_sdk(await start_server()) as sdk:
+        t = await sdk.beta.threads.create(metadata={"title": "Made by API", "k": "v"})
+        assert t.metadata == {"title": "Made by API", "k": "v"}
+        stored = json.loads((data_dir / "threads" / t.id / "thread.json").read_text())
+        assert (stored["title"], stored["metadata"]) == ("Made by API", {"k": "v"})
+        assert (await sdk.beta.threads.retrieve(t.id)).metadata == t.metadata
+        untitled = await sdk.beta.threads.create(metadata={"k": "v"})
+        stored = json.loads((data_dir / "threads" / untitled.id / "thread.json").read_text())
+        assert "title" not in stored and untitled.metadata == {"k": "v"}
+
+
 async def test_a_title_not_served_or_served_cut_is_kept_whole_by_a_modify(
         data_dir: Path, start_server: MakeServer) -> None:
     """A title hidden by 16 metadata keys is not cleared by a modify that could not send it;
@@ -363,9 +378,10 @@ async def test_a_title_the_client_never_saw_is_not_cleared_and_jan_renames_keep_
 
 async def test_jans_object_metadata_survives_a_read_modify_write(
         data_dir: Path, start_server: MakeServer) -> None:
-    """Jan 0.6 keeps objects and numbers in metadata; they are served as JSON text. A client
-    that sends the served metadata back with one key changed leaves the others as Jan wrote
-    them, not as strings."""
+    """Jan 0.6 keeps objects, booleans and numbers in metadata; they are served as JSON text. A
+    client that sends the served metadata back with one key changed leaves the others as Jan
+    wrote them, not as strings, and the changed one keeps its type when it is sent as its
+    type's JSON text (Jan reads `"false"` as true)."""
     message = {**jan06_message(ULID, ULID, "hi")}
     message["metadata"] = {**message["metadata"], "gone": None}  # null survives too
     thread = jan06_thread(ULID)
@@ -378,11 +394,25 @@ async def test_jans_object_metadata_survives_a_read_modify_write(
         t = await sdk.beta.threads.retrieve(ULID)
         assert t.metadata is not None
         await sdk.beta.threads.update(ULID, metadata={**t.metadata, "order": "3"})
+        stored_thread = json.loads((folder / "thread.json").read_text())
+        assert stored_thread["metadata"] == {"is_favorite": False, "order": 3}
+        assert stored_thread["title"] == "Recipes"
+        await sdk.beta.threads.update(ULID, metadata={"is_favorite": "true", "order": "2.5"})
+        stored_thread = json.loads((folder / "thread.json").read_text())
+        assert stored_thread["metadata"] == {"is_favorite": True, "order": 2.5}
+        # Text that is no JSON of the stored type is stored as the string it is.
+        await sdk.beta.threads.update(ULID, metadata={"is_favorite": "yes", "order": "NaN"})
+        stored_thread = json.loads((folder / "thread.json").read_text())
+        assert stored_thread["metadata"] == {"is_favorite": "yes", "order": "NaN"}
+        t = await sdk.beta.threads.retrieve(ULID)
+        assert t.metadata == {"is_favorite": "yes", "order": "NaN"}  # the title not sent: cleared
+        stored = json.loads((folder / "messages.jsonl").read_text())
+        assert stored["metadata"] == {**message["metadata"], "n": 4}  # Jan's number: still one
+        await sdk.beta.threads.messages.update(ULID, thread_id=ULID, metadata={
+            **served.metadata, "tokenSpeed": '{"tokenSpeed": 1}', "gone": "x"})
     stored = json.loads((folder / "messages.jsonl").read_text())
-    assert stored["metadata"] == {**message["metadata"], "n": "4"}
-    stored_thread = json.loads((folder / "thread.json").read_text())
-    assert stored_thread["metadata"] == {"is_favorite": False, "order": "3"}
-    assert stored_thread["title"] == "Recipes"
+    assert stored["metadata"] == {**message["metadata"], "tokenSpeed": {"tokenSpeed": 1},
+                                  "gone": "x"}
 
 
 async def test_thread_json_id_is_the_folder_name(data_dir: Path, start_server: MakeServer

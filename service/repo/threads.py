@@ -120,8 +120,10 @@ class ThreadOps(RepoBase):
         thread_id = new_thread_id()
         now = int(time.time())
         doc: dict[str, Any] = {"id": thread_id, "object": "thread", "created_at": now,
-                               "metadata": req.metadata or {},
+                               "metadata": {},
                                "tool_resources": msgspec.to_builtins(req.tool_resources)}
+        # As for a modify: a title goes to the top level, where the Jan app looks for it.
+        _set_metadata(doc, dict(req.metadata or {}), thread_id)
         lines = [self._new_line(thread_id, m, now) for m in req.messages]
         await asyncio.get_running_loop().run_in_executor(None, self._create_folder, thread_id,
                                                          doc, lines)

@@ -103,17 +103,44 @@ def metadata(value: Any) -> dict[str, str]:
     return {k: v if v.__class__ is str else _dumps(v) for k, v in value.items()}
 
 
+def _json_kind(value: Any) -> str:
+    """The JSON type of a decoded value (a bool is no number here)."""
+    kind: str = "number" if value.__class__ in (int, float) else value.__class__.__name__
+    return kind
+
+
+def _as_stored_kind(old: Any, value: str) -> Any:
+    """`value` (a metadata string sent by a client) as a value of `old`'s JSON type, if it is
+    the JSON text of one (finite numbers only); else `value` itself."""
+    try:
+        parsed = json.loads(value, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return value
+    return parsed if _json_kind(parsed) == _json_kind(old) else value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)  # NaN, Infinity: no JSON
+
+
 def metadata_to_store(new: dict[str, str], stored: Any) -> dict[str, Any]:
-    """Metadata sent in a modify, as it goes back to the file: a value Jan keeps as an object or
-    a number (served as its JSON text) stays as Jan wrote it when the client sends that same text
-    back, so reading, changing one key and writing all back does not turn Jan's objects into
-    strings."""
+    """Metadata sent in a modify, as it goes back to the file. A value Jan keeps as a boolean, a
+    number or an object (served as its JSON text) stays of that type when the client sends back
+    that type's JSON text, changed or not: reading, changing one key and writing all back does
+    not turn Jan's objects into strings, and `"is_favorite": "false"` sent for Jan's `true`
+    stores `false` (as the string "false", Jan would read it as true). Any other text is stored
+    as the string it is."""
     if not stored or stored.__class__ is not dict:
         return new
     out: dict[str, Any] = {}
     for key, value in new.items():
         old = stored.get(key, value)
-        out[key] = old if old.__class__ is not str and _dumps(old) == value else value
+        if old.__class__ is str:
+            out[key] = value
+        elif _dumps(old) == value:
+            out[key] = old
+        else:  # a null changed is a string: there is no other value of its type
+            out[key] = value if old is None else _as_stored_kind(old, value)
     return out
 
 

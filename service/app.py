@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 
 MAX_REQUEST_LINE = 64 << 10
+MAX_HEADER = 64 << 10  # aiohttp's default, 8 KiB, refuses big cookies in plain text
 
 
 async def index_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -77,7 +78,8 @@ def create_app(config: Config, stamps: Stamps | None = None) -> web.Application:
     # A request line of up to 64 KiB: message ids on disk have no length limit (Jan's shapes),
     # and a list names one as its cursor; aiohttp's default (8 KiB) refused the longer ones.
     app = web.Application(client_max_size=config.max_body_bytes,
-                          handler_args={"max_line_size": MAX_REQUEST_LINE})
+                          handler_args={"max_line_size": MAX_REQUEST_LINE,
+                                        "max_field_size": MAX_HEADER})
     catalog = Catalog(config.line_cache_mb << 20)
     feed = Feed()
     indexer = Indexer(config.threads_dir, catalog, feed)

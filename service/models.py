@@ -87,7 +87,7 @@ class NewVectorStore(Struct, kw_only=True, forbid_unknown_fields=True, omit_defa
     given (no vector store is made here)."""
     file_ids: list[str] | UnsetType = UNSET
     chunking_strategy: AutoChunking | StaticChunking | UnsetType = UNSET
-    metadata: Metadata | UnsetType = UNSET
+    metadata: Metadata | UnsetType | None = UNSET
 
 
 class NewFileSearchResources(Struct, kw_only=True, forbid_unknown_fields=True,
@@ -164,6 +164,10 @@ class IncompleteDetails(Struct, kw_only=True):
     reason: IncompleteReason
 
 
+class IncompleteDetailsInput(Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: IncompleteReason
+
+
 class ModifyMessage(Struct, kw_only=True, forbid_unknown_fields=True):
     """OpenAI allows `metadata`; the rest is Jan's extension for editing a message in place."""
 
@@ -172,7 +176,7 @@ class ModifyMessage(Struct, kw_only=True, forbid_unknown_fields=True):
     status: Status | UnsetType = UNSET
     completed_at: Timestamp | UnsetType | None = UNSET
     incomplete_at: Timestamp | UnsetType | None = UNSET
-    incomplete_details: IncompleteDetails | UnsetType | None = UNSET
+    incomplete_details: IncompleteDetailsInput | UnsetType | None = UNSET
 
 
 # --- served objects ------------------------------------------------------------------------------
@@ -291,9 +295,11 @@ def text_part(value: str) -> TextPart:
     return TextPart(text=TextValue(value=value, annotations=[]))
 
 
-def output_content(content: str | list[InputPart]) -> list[ContentPart]:
+def output_content(content: str | list[InputPart], at: str = "") -> list[ContentPart]:
     """Request content (a string or input parts) as the parts a message object carries. An
-    image URL is stored as a URI (see uris.py); one that is no URL is a validation error."""
+    image URL is stored as a URI (see uris.py); one that is no URL is a validation error (at
+    `$.<at>content[i]`: `at` is the message's place in the body, `messages[2].` in a thread
+    create)."""
     if isinstance(content, str):
         return [text_part(content)]
     out: list[ContentPart] = []
@@ -304,7 +310,7 @@ def output_content(content: str | list[InputPart]) -> list[ContentPart]:
             if uri is None:
                 raise msgspec.ValidationError(
                     "Expected a URL (an absolute URI, such as https://... or data:...) - at "
-                    f"`$.content[{i}].image_url.url`")
+                    f"`$.{at}content[{i}].image_url.url`")
             out.append(ImageUrlPart(image_url=msgspec.structs.replace(p.image_url, url=uri)))
         else:
             out.append(p)

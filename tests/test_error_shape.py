@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import brotli
 import pytest
 from aiohttp.test_utils import TestClient
+from backports import zstd
 
 from service.errors import render
 from tests.envelope import expect_error, no_message, no_thread
@@ -146,7 +148,9 @@ WRONG: dict[str, list[object]] = {
         {"role": "assistant"}, {"status": "done"}, {"status": "ready"}, {"completed_at": -1},
         {"completed_at": 1.5}, {"completed_at": "2024-01-01"}, {"incomplete_at": 2**60},
         {"completed_at": 10**12 + 1},  # read as milliseconds if stored: refused
-        {"incomplete_details": {"reason": "tired"}}, {"content": []}, {"content": None},
+        {"incomplete_details": {"reason": "tired"}},
+        {"incomplete_details": {"reason": "max_tokens", "bogus": 1}},
+        {"content": []}, {"content": None},
         {"id": "msg_other"},
     ],
 }
@@ -435,7 +439,7 @@ async def test_deleting_a_thread_another_program_removed_is_a_404_and_forgets_it
     assert thread["id"] not in [t["id"] for t in listed["data"]]
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
 async def test_a_body_not_in_its_declared_content_encoding_is_400_and_writes_nothing(
         env: Env, encoding: str) -> None:
     before = env.tree()
@@ -450,13 +454,36 @@ async def test_a_body_not_in_its_declared_content_encoding_is_400_and_writes_not
     assert env.tree() == before
 
 
-async def test_a_gzipped_body_is_read(env: Env) -> None:
-    body = gzip.compress(json.dumps({"metadata": {"k": "v"}}).encode())
+@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd"])
+async def test_a_compressed_body_is_read(env: Env, encoding: str) -> None:
+    """Brotli and zstd too: without their decoders aiohttp refused such a request in plain text
+    (on every route, even a GET with no body), before the app could answer."""
+    raw = json.dumps({"metadata": {"k": "v"}}).encode()
+    body = {"gzip": gzip.compress, "br": brotli.compress, "zstd": zstd.compress}[encoding](raw)
     resp = await env.client.post("/v1/threads", data=body,
                                  headers={"Content-Type": "application/json",
-                                          "Content-Encoding": "gzip"})
+                                          "Content-Encoding": encoding})
     assert resp.status == 200
     assert (await resp.json())["metadata"] == {"k": "v"}
+    resp = await env.client.get("/v1/threads", headers={"Content-Encoding": encoding})
+    assert resp.status == 200
+
+
+async def test_a_header_of_tens_of_kilobytes_is_read(env: Env) -> None:
+    """aiohttp's own limit (8 KiB a header) answered a large cookie in plain text."""
+    resp = await env.client.get("/v1/threads", headers={"Cookie": "c=" + "a" * 40_000})
+    assert resp.status == 200
+
+
+async def test_a_bad_image_url_in_a_thread_create_names_its_message(env: Env) -> None:
+    resp = await env.client.post("/v1/threads", json={"messages": [
+        {"role": "user", "content": "ok"},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "nope"}}]}]})
+    error = await expect_error(resp, 400)
+    assert error["param"] == "messages[1].content[0].image_url.url"
+    resp = await env.client.post(env.path("/v1/threads/{t}/messages"), json={
+        "role": "user", "content": [{"type": "image_url", "image_url": {"url": "nope"}}]})
+    assert (await expect_error(resp, 400))["param"] == "content[0].image_url.url"
 
 
 @pytest.mark.parametrize(("err", "says"), [

@@ -151,6 +151,7 @@ async def test_list_threads_includes_jan_threads_by_creation_time(
                         "metadata": {"k": "v"}}]},
     {"vector_stores": [{"chunking_strategy": {"type": "static", "static": {
         "max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}}]},
+    {"vector_stores": [{"metadata": None}]},  # the spec's Metadata is nullable
 ])
 async def test_a_new_vector_store_in_a_thread_create_is_accepted_and_kept(
         sdk: openai.AsyncOpenAI, data_dir: Path, file_search: dict[str, object]) -> None:

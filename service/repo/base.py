@@ -166,13 +166,14 @@ class RepoBase:
             raise message_not_found(message_id)
         return slot
 
-    def _new_line(self, thread_id: str, req: CreateMessage, now: int) -> bytes:
+    def _new_line(self, thread_id: str, req: CreateMessage, now: int, at: str = "") -> bytes:
+        """The line of a new message; `at`: its place in the request body (`messages[2].`)."""
         msg = Message(id=new_message_id(), created_at=now, thread_id=thread_id,
-                      role=req.role, content=output_content(req.content),
+                      role=req.role, content=output_content(req.content, at),
                       attachments=req.attachments or [], metadata=req.metadata or {})
         line = encoder.encode(msg)
         if len(line) > self.config.max_line_bytes:
             raise PayloadTooLarge(
                 f"Message is too large: {len(line)} bytes encoded, the limit is "
-                f"{self.config.max_line_bytes}.", param="content")
+                f"{self.config.max_line_bytes}.", param=f"{at}content")
         return line

@@ -124,7 +124,8 @@ class ThreadOps(RepoBase):
                                "tool_resources": msgspec.to_builtins(req.tool_resources)}
         # As for a modify: a title goes to the top level, where the Jan app looks for it.
         _set_metadata(doc, dict(req.metadata or {}), thread_id)
-        lines = [self._new_line(thread_id, m, now) for m in req.messages]
+        lines = [self._new_line(thread_id, m, now, f"messages[{i}].")
+                 for i, m in enumerate(req.messages)]
         await asyncio.get_running_loop().run_in_executor(None, self._create_folder, thread_id,
                                                          doc, lines)
         entry = await self.indexer.sync(thread_id)

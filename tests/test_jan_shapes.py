@@ -274,6 +274,28 @@ async def test_jan_thread_json_shapes_become_openai_threads(
         assert msgs[1].completed_at == 1746000002
 
 
+async def test_jans_reasoning_and_tool_call_parts_and_unset_times_are_not_served_as_content(
+        data_dir: Path, start_server: MakeServer) -> None:
+    """Newer Jan versions keep the model's reasoning and its tool calls as content parts beside
+    the reply, and write `completed_at: 0` for "not set"; OpenAI's message content has neither
+    kind of part (served as text, the reasoning read as part of the reply), and 0 reads as 1970."""
+    reply = {**jan06_message("m1", ULID, "final answer"), "content": [
+        {"type": "reasoning", "text": {"value": "thinking...", "annotations": []}},
+        {"type": "tool_call", "tool_call_id": "c1", "tool_name": "search",
+         "input": {"q": "x"}, "output": "y"},
+        {"type": "text", "text": {"value": "final answer", "annotations": []}}]}
+    unset = {**jan06_message("m2", ULID, "plain"), "completed_at": 0}  # the typed fast path
+    tool_only = {**jan06_message("m3", ULID, ""), "completed_at": 0, "attachments": [],
+                 "content": [{"type": "tool_call", "tool_call_id": "c2", "tool_name": "t"}]}
+    write_thread(data_dir, ULID, jan06_thread(ULID), [reply, unset, tool_only])
+    async with open_sdk(await start_server()) as sdk:
+        msgs = [m async for m in sdk.beta.threads.messages.list(ULID, order="asc")]
+        assert [[p.text.value for p in m.content if p.type == "text"] for m in msgs] == [
+            ["final answer"], ["plain"], []]
+        assert [len(m.content) for m in msgs] == [1, 1, 0]
+        assert [m.completed_at for m in msgs] == [1746000002, None, None]
+
+
 async def test_a_title_set_or_cleared_in_metadata_is_jans_title_too(
         data_dir: Path, start_server: MakeServer) -> None:
     """metadata.title is where clients see Jan's title: a modify moves both, so the Jan app

@@ -82,6 +82,12 @@ def seconds(value: Any) -> int | None:
     return int(value)
 
 
+def moment(value: Any) -> int | None:
+    """`completed_at` / `incomplete_at`: seconds, or None when not set (Jan 0.6 writes 0 for
+    that, which would read as 1970)."""
+    return seconds(value) or None
+
+
 def created_seconds(obj: dict[str, Any]) -> int:
     get = obj.get
     for key in ("created_at", "created", "updated", "updated_at"):
@@ -217,9 +223,16 @@ def _part(part: Any) -> ContentPart:
     return text_part("")
 
 
+# Parts newer Jan versions keep beside a reply's text: the model's reasoning and its tool calls.
+# A message's content in OpenAI's API has neither (tool calls are run steps there): served as
+# text, the reasoning read as part of the answer and a tool call as an empty text.
+_NOT_CONTENT = frozenset({"reasoning", "tool_call"})
+
+
 def content(value: Any) -> list[ContentPart]:
     if isinstance(value, list):
-        return [_part(p) for p in value]
+        return [_part(p) for p in value
+                if p.__class__ is not dict or p.get("type") not in _NOT_CONTENT]
     if value is None:
         return []
     return [_part(value)]
@@ -264,8 +277,8 @@ def message(obj: dict[str, Any], thread_id: str) -> Message:
         status=status,  # type: ignore[arg-type]
         incomplete_details=(IncompleteDetails(reason=reason)  # type: ignore[arg-type]
                             if isinstance(reason, str) and reason in _REASONS else None),
-        completed_at=seconds(get("completed_at")),
-        incomplete_at=seconds(get("incomplete_at")),
+        completed_at=moment(get("completed_at")),
+        incomplete_at=moment(get("incomplete_at")),
         role="user" if get("role") == "user" else "assistant",
         content=content(get("content")),
         assistant_id=_str_or_none(get("assistant_id")),

@@ -23,7 +23,7 @@ import msgspec
 
 from ..models import ContentPart, Message, TextAnnotation, TextPart, encoder, text_part
 from .lines import BAD_LINE
-from .normalize import STATUS, metadata, seconds
+from .normalize import STATUS, metadata, moment, seconds
 
 
 class _RawValue(msgspec.Struct):
@@ -111,8 +111,8 @@ def served(raw: bytes | bytearray, thread_id: str) -> tuple[str, bytes] | None:
         created_at=created,
         thread_id=thread_id,
         status=STATUS.get(status, "completed") if status is not None else "completed",  # type: ignore[arg-type]
-        completed_at=seconds(s.completed_at),
-        incomplete_at=seconds(s.incomplete_at),
+        completed_at=moment(s.completed_at),
+        incomplete_at=moment(s.incomplete_at),
         role="user" if s.role == "user" else "assistant",
         content=parts,
         assistant_id=s.assistant_id or None,

@@ -12,6 +12,7 @@ from aiohttp import web
 from .api.cors import setup_cors
 from .api.metrics import setup_metrics
 from .api.routes import setup_routes
+from .api.unparsed import install as answer_unparsed_in_envelope
 from .config import Config
 from .events.hub import Hub
 from .events.journal import Journal
@@ -74,6 +75,7 @@ async def watch_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: Config, stamps: Stamps | None = None) -> web.Application:
     """The app over `config.data_dir`; `stamps`: the table shared with the other workers of
     the same server, when there are others (index/peers.py)."""
+    answer_unparsed_in_envelope()
     # No middlewares: each route's handler is wrapped by the gate (api/gate.py) instead.
     # A request line of up to 64 KiB: message ids on disk have no length limit (Jan's shapes),
     # and a list names one as its cursor; aiohttp's default (8 KiB) refused the longer ones.

@@ -98,8 +98,13 @@ async def test_a_request_that_cannot_be_parsed_logs_no_traceback_and_no_header(
             writer.write(f"POST /v1/threads HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n\r\n"
                          .encode())
             await writer.drain()
-            status = await asyncio.wait_for(reader.readline(), 10)
-            assert status.split()[1] == b"400", status
+            answer = await asyncio.wait_for(reader.read(), 10)  # the server closes the stream
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.split()[1] == b"400", answer
+            # The error envelope, as for every other error, and not quoting the request's bytes
+            assert b"Content-Type: application/json" in head, answer
+            error = json.loads(body)["error"]
+            assert error["type"] == "invalid_request_error" and "s3cret" not in error["message"]
             writer.close()
         async with aiohttp.ClientSession() as http, http.get(server.url + "/healthz") as resp:
             assert resp.status == 200  # and it serves on

@@ -245,6 +245,23 @@ async def test_a_create_waits_for_the_newline_of_a_line_another_writer_is_writin
     assert (await health(client))["corrupt_lines"] == 0
 
 
+async def test_a_file_emptied_while_a_create_waits_for_its_newline_takes_the_create(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """The writer of the torn line rewrites the file in place instead (truncate, then write)."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), [msg(0)])
+    client = await open_client()
+    with (folder / "messages.jsonl").open("ab") as f:
+        f.write(json.dumps(msg(1)).encode())  # no newline yet
+    create = asyncio.create_task(
+        client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "n"}))
+    await asyncio.sleep(0.03)
+    os.truncate(folder / "messages.jsonl", 0)
+    resp = await create
+    assert resp.status == 200
+    new_id = (await resp.json())["id"]
+    assert [json.loads(x)["id"] for x in lines_of(folder)[:-1]] == [new_id]
+
+
 async def test_a_torn_line_left_long_ago_is_closed_by_the_next_create(
         open_client: OpenClient, data_dir: Path) -> None:
     folder, line = write_torn(data_dir)

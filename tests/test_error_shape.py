@@ -8,15 +8,14 @@ import errno
 import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import brotli
 import pytest
 from aiohttp.test_utils import TestClient
-from backports import zstd
 
 from service.errors import render
 from tests.envelope import expect_error, no_message, no_thread
@@ -439,7 +438,7 @@ async def test_deleting_a_thread_another_program_removed_is_a_404_and_forgets_it
     assert thread["id"] not in [t["id"] for t in listed["data"]]
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_a_body_not_in_its_declared_content_encoding_is_400_and_writes_nothing(
         env: Env, encoding: str) -> None:
     before = env.tree()
@@ -454,19 +453,31 @@ async def test_a_body_not_in_its_declared_content_encoding_is_400_and_writes_not
     assert env.tree() == before
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_a_compressed_body_is_read(env: Env, encoding: str) -> None:
-    """Brotli and zstd too: without their decoders aiohttp refused such a request in plain text
-    (on every route, even a GET with no body), before the app could answer."""
     raw = json.dumps({"metadata": {"k": "v"}}).encode()
-    body = {"gzip": gzip.compress, "br": brotli.compress, "zstd": zstd.compress}[encoding](raw)
+    body = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
     resp = await env.client.post("/v1/threads", data=body,
                                  headers={"Content-Type": "application/json",
                                           "Content-Encoding": encoding})
     assert resp.status == 200
     assert (await resp.json())["metadata"] == {"k": "v"}
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd"])
+async def test_a_content_encoding_not_offered_is_a_415_in_the_envelope(env: Env, encoding: str
+                                                                      ) -> None:
+    """aiohttp refused these in plain text before the app could answer (its decoders, with
+    Brotli or backports.zstd installed, take a corrupt stream for an empty body)."""
+    before = env.tree()
+    resp = await env.client.post("/v1/threads", data=b"abcd",
+                                 headers={"Content-Type": "application/json",
+                                          "Content-Encoding": encoding})
+    error = await expect_error(resp, 415)
+    assert "gzip or deflate" in error["message"]
     resp = await env.client.get("/v1/threads", headers={"Content-Encoding": encoding})
-    assert resp.status == 200
+    await expect_error(resp, 415)
+    assert env.tree() == before
 
 
 async def test_a_header_of_tens_of_kilobytes_is_read(env: Env) -> None:

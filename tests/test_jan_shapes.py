@@ -16,6 +16,8 @@ from openai.pagination import AsyncCursorPage
 from openai.types.beta import Thread
 from openai.types.beta.threads import Message
 
+from service.models import Message as StoredMessage
+from service.models import encoder, text_part
 from tests.conftest import MakeServer
 from tests.jan import (
     ULID,
@@ -296,6 +298,27 @@ async def test_jans_reasoning_and_tool_call_parts_and_unset_times_are_not_served
         assert [m.completed_at for m in msgs] == [1746000002, None, None]
 
 
+async def test_a_time_of_zero_is_served_as_null_whatever_the_lines_shape(
+        data_dir: Path, start_server: MakeServer) -> None:
+    """0 is Jan's "not set": a modify that sends it stores null, and a line in the canonical
+    shape holding it (another program's) is not served as stored."""
+    canonical = StoredMessage(id="m1", created_at=1746000000, thread_id="jan_1", status="completed",
+                        completed_at=0, incomplete_at=0, role="user", content=[text_part("a")])
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"),
+                 [encoder.encode(canonical), jan_message("m2", "jan_1", "b")])
+    async with open_sdk(await start_server()) as sdk:
+        assert (await sdk.beta.threads.messages.retrieve("m1", thread_id="jan_1")
+                ).completed_at is None
+        listed = [m async for m in sdk.beta.threads.messages.list("jan_1", order="asc")]
+        assert [(m.completed_at, m.incomplete_at) for m in listed] == [(None, None)] * 2
+        modified = await sdk.beta.threads.messages.update(
+            "m2", thread_id="jan_1", extra_body={"completed_at": 0, "incomplete_at": 0})
+        assert (modified.completed_at, modified.incomplete_at) == (None, None)
+    stored = [json.loads(x) for x in (data_dir / "threads/jan_1/messages.jsonl").read_text()
+              .splitlines()]
+    assert (stored[1]["completed_at"], stored[1]["incomplete_at"]) == (None, None)
+
+
 async def test_a_title_set_or_cleared_in_metadata_is_jans_title_too(
         data_dir: Path, start_server: MakeServer) -> None:
     """metadata.title is where clients see Jan's title: a modify moves both, so the Jan app
@@ -408,6 +431,9 @@ async def test_jans_object_metadata_survives_a_read_modify_write(
     message["metadata"] = {**message["metadata"], "gone": None}  # null survives too
     thread = jan06_thread(ULID)
     folder = write_thread(data_dir, ULID, thread, [message])
+    others = [f"jan_{n}" for n in range(4)]  # each with Jan's {"is_favorite": false, "order": 2}
+    for other in others:
+        write_thread(data_dir, other, jan06_thread(other), [])
     async with open_sdk(await start_server()) as sdk:
         served = await sdk.beta.threads.messages.retrieve(ULID, thread_id=ULID)
         assert served.metadata is not None
@@ -422,12 +448,16 @@ async def test_jans_object_metadata_survives_a_read_modify_write(
         await sdk.beta.threads.update(ULID, metadata={"is_favorite": "true", "order": "2.5"})
         stored_thread = json.loads((folder / "thread.json").read_text())
         assert stored_thread["metadata"] == {"is_favorite": True, "order": 2.5}
-        # Text that is no JSON of the stored type is stored as the string it is.
-        await sdk.beta.threads.update(ULID, metadata={"is_favorite": "yes", "order": "NaN"})
-        stored_thread = json.loads((folder / "thread.json").read_text())
-        assert stored_thread["metadata"] == {"is_favorite": "yes", "order": "NaN"}
-        t = await sdk.beta.threads.retrieve(ULID)
-        assert t.metadata == {"is_favorite": "yes", "order": "NaN"}  # the title not sent: cleared
+        # Text that is no JSON of the stored type, or not as such a value is served, is stored
+        # as the string it is: a client reads back what it sent (and thread.json stays JSON).
+        for other, sent in zip(others, ({"is_favorite": "yes", "order": "NaN"},
+                                        {"order": "1e400"}, {"order": "1.50"}, {"order": " 2"}),
+                               strict=True):
+            t = await sdk.beta.threads.update(other, metadata=sent)
+            assert t.metadata == sent  # the title not sent: cleared
+            stored = data_dir / "threads" / other / "thread.json"
+            assert json.loads(stored.read_text())["metadata"] == sent
+            assert (await sdk.beta.threads.retrieve(other)).metadata == sent
         stored = json.loads((folder / "messages.jsonl").read_text())
         assert stored["metadata"] == {**message["metadata"], "n": 4}  # Jan's number: still one
         await sdk.beta.threads.messages.update(ULID, thread_id=ULID, metadata={

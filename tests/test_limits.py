@@ -9,14 +9,13 @@ import gzip
 import json
 import os
 import threading
+import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import brotli
 import pytest
 from aiohttp.test_utils import TestClient
-from backports import zstd
 
 from service.api import request as request_module
 from service.store import writer as writer_module
@@ -71,7 +70,7 @@ async def test_chunked_body_over_the_limit_is_413_too(limited: MakeClient, data_
     assert stored(data_dir, thread_id) == b""
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "br", "zstd"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_a_compressed_body_over_the_limit_once_decoded_is_413(
         limited: MakeClient, data_dir: Path, encoding: str) -> None:
     """A few kilobytes that decode to 50 MB (a compression bomb): the limit holds for the bytes
@@ -79,7 +78,7 @@ async def test_a_compressed_body_over_the_limit_once_decoded_is_413(
     client = await limited(max_body_bytes=1 << 20)
     thread_id = await new_thread(client)
     raw = b'{"role":"user","content":"' + b"z" * (50 << 20) + b'"}'
-    body = {"gzip": gzip.compress, "br": brotli.compress, "zstd": zstd.compress}[encoding](raw)
+    body = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
     assert len(body) < 1 << 20
     resp = await client.post(f"/v1/threads/{thread_id}/messages", data=body,
                              headers={"Content-Type": "application/json",

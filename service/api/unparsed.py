@@ -12,7 +12,7 @@ by the envelope, with the same status, and the connection is closed as before.
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.http_exceptions import LineTooLong
+from aiohttp.http_exceptions import ContentEncodingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from ..errors import error_response
@@ -27,6 +27,12 @@ def _handle_error(self: RequestHandler, request: web.BaseRequest, status: int = 
     if plain.status >= 500:
         response = error_response(plain.status, "The server had an error while processing "
                                   "your request.", "server_error")
+    elif isinstance(exc, ContentEncodingError):
+        # br and zstd: aiohttp's decoders for them (with Brotli / backports.zstd installed)
+        # take a corrupt or cut stream for an empty or partial body, so they are not offered.
+        response = error_response(415, "This Content-Encoding is not supported: send the "
+                                  "body as it is, or in gzip or deflate.",
+                                  "invalid_request_error")
     elif isinstance(exc, LineTooLong):
         response = error_response(plain.status, "A line of the request's head is too long "
                                   "(64 KiB at most).", "invalid_request_error")

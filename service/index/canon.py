@@ -37,7 +37,14 @@ def line(raw: bytes, thread_id: str, mid: bytes) -> bool:
     except BAD_LINE:
         return False
     return (msg.thread_id == thread_id and msg.id.encode(errors="surrogatepass") == mid
-            and encoder.encode(msg) == raw and (b'"image_url"' not in raw or _uris(msg)))
+            and encoder.encode(msg) == raw and (b'"image_url"' not in raw or _uris(msg))
+            and _times_set(msg))
+
+
+def _times_set(msg: Message) -> bool:
+    """A time of 0 is Jan's "not set", served as null (normalize.moment): such a line is not
+    served as stored."""
+    return msg.completed_at != 0 and msg.incomplete_at != 0
 
 
 def _uris(msg: Message) -> bool:
@@ -64,7 +71,7 @@ def page(lines: bytes, thread_id: str, mids: list[bytes]) -> bool:
     images = b'"image_url"' in lines
     for msg, mid, part in zip(msgs, mids, parts, strict=True):
         if (msg.thread_id != thread_id or msg.id.encode(errors="surrogatepass") != mid
-                or encode(msg) != part or (images and not _uris(msg))):
+                or encode(msg) != part or (images and not _uris(msg)) or not _times_set(msg)):
             return False
     return True
 

@@ -117,6 +117,9 @@ class MessageOps(RepoBase):
                                    if (v := getattr(req, k)) is not msgspec.UNSET}
         if "content" in changes:
             changes["content"] = msgspec.to_builtins(output_content(req.content))  # type: ignore[arg-type]
+        for moment in ("completed_at", "incomplete_at"):
+            if changes.get(moment) == 0:  # "not set", as Jan writes it: served as null anyway
+                changes[moment] = None
         if "metadata" in changes:
             if changes["metadata"] is None:
                 changes["metadata"] = {}

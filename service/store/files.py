@@ -215,8 +215,8 @@ def _tail(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
     while time.monotonic() < deadline:
         time.sleep(_TORN_POLL)
         st = os.fstat(fd)
-        if os.pread(fd, 1, st.st_size - 1) == b"\n":
-            return True, st
+        if not st.st_size or os.pread(fd, 1, st.st_size - 1) == b"\n":
+            return True, st  # (emptied meanwhile: rewritten in place by its writer)
     return False, st
 
 

@@ -116,26 +116,29 @@ def _json_kind(value: Any) -> str:
 
 
 def _as_stored_kind(old: Any, value: str) -> Any:
-    """`value` (a metadata string sent by a client) as a value of `old`'s JSON type, if it is
-    the JSON text of one (finite numbers only); else `value` itself."""
+    """`value` (a metadata string sent by a client) as a value of `old`'s JSON type, when it is
+    exactly the text such a value is served as (so the client reads back what it sent: `1.50`
+    or `1e400` stay strings); else `value` itself."""
     try:
         parsed = json.loads(value, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return value
-    return parsed if _json_kind(parsed) == _json_kind(old) else value
+    if _json_kind(parsed) != _json_kind(old) or _dumps(parsed) != value:
+        return value
+    return parsed
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(name)  # NaN, Infinity: no JSON
+    raise ValueError(name)  # NaN, Infinity: no JSON (thread.json would no longer be JSON)
 
 
 def metadata_to_store(new: dict[str, str], stored: Any) -> dict[str, Any]:
     """Metadata sent in a modify, as it goes back to the file. A value Jan keeps as a boolean, a
     number or an object (served as its JSON text) stays of that type when the client sends back
-    that type's JSON text, changed or not: reading, changing one key and writing all back does
-    not turn Jan's objects into strings, and `"is_favorite": "false"` sent for Jan's `true`
-    stores `false` (as the string "false", Jan would read it as true). Any other text is stored
-    as the string it is."""
+    that type's JSON text as it is served, changed or not: reading, changing one key and writing
+    all back does not turn Jan's objects into strings, and `"is_favorite": "false"` sent for
+    Jan's `true` stores `false` (as the string "false", Jan would read it as true). Any other
+    text is stored as the string it is, so what a client reads back is always what it sent."""
     if not stored or stored.__class__ is not dict:
         return new
     out: dict[str, Any] = {}

@@ -13,6 +13,8 @@ import json
 import os
 import random
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +130,45 @@ def test_lines_appended_without_the_lock_during_a_rewrite_survive_it(
     assert fired and done.found
     expected = b'{"id":"b"}\n{"id":"jan-%s"}\n' % moment.encode()
     assert path.read_bytes() == expected == done.data
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.005])
+def test_a_line_written_to_the_old_file_around_the_rename_is_carried_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, delay: float) -> None:
+    """A writer that takes no lock opened the file just before the rename. Its line lands in the
+    old file right after the rename (delay 0: the first part visible at once, the rest 30 ms
+    later, as another process's write(2) becomes visible a page at a time), or a few
+    milliseconds after it (a writer descheduled between its open and its write). The line is
+    carried into the new file whole (found in review: cut short, glued to the next line; or
+    lost with the old file)."""
+    folder = tmp_path / "t"
+    folder.mkdir()
+    path = folder / "messages.jsonl"
+    path.write_bytes(b'{"id":"a"}\n{"id":"b"}\n')
+    line = b'{"id":"jan","content":"' + b"x" * 5000 + b'"}\n'
+    real = os.replace
+    writers: list[threading.Thread] = []
+
+    def write_late(fd: int) -> None:
+        if delay:
+            time.sleep(delay)
+            os.write(fd, line)
+        else:
+            os.write(fd, line[:4096])
+            time.sleep(0.03)
+            os.write(fd, line[4096:])
+        os.close(fd)
+
+    def replace(*args: Any) -> Any:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)  # the old file, opened before the rename
+        done = real(*args)
+        if not writers:
+            writers.append(threading.Thread(target=write_late, args=(fd,)))
+            writers[0].start()
+        return done
+
+    monkeypatch.setattr(os, "replace", replace)
+    done = rewrite_message(folder, "a", lambda old: None, durable=False)
+    monkeypatch.setattr(os, "replace", real)
+    writers[0].join()
+    assert path.read_bytes() == b'{"id":"b"}\n' + line == done.data

@@ -95,6 +95,16 @@ def thread_locked(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing drops the flock
 
 
+# A last line without its newline, written this recently, may be another writer's between two
+# writes: the Jan app (0.6) appends a message with `writeln!`, the JSON and then the newline in a
+# write of its own. An append waits this long for that newline before closing the line itself:
+# closing it at once made the two newlines an empty line, which Jan cannot read past.
+TORN_RECENT_NS = 2_000_000_000
+TORN_WAIT = 0.1  # seconds
+_TORN_POLL = 0.001
+FOLLOW_GRACE = 0.01  # seconds a rewrite follows the old file after its rename (write_atomic)
+
+
 def write_atomic(path: Path, data: bytes, durable: bool,
                  follow: Callable[[], bytes] | None = None,
                  unchanged: Callable[[], bool] | None = None) -> bytes:
@@ -115,11 +125,12 @@ def write_atomic(path: Path, data: bytes, durable: bool,
         _write_all(fd, data)
         if durable:
             os.fsync(fd)
-        while follow is not None and (more := follow()):  # appended while that was written
-            _write_all(fd, more)
-            parts.append(more)
-            if durable:
-                os.fsync(fd)
+        if follow is not None:  # what is appended meanwhile, until none comes
+            while more := _followed(follow, parts):
+                _write_all(fd, more)
+                parts.append(more)
+                if durable:
+                    os.fsync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
@@ -142,7 +153,17 @@ def write_atomic(path: Path, data: bytes, durable: bool,
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if follow is not None and (late := follow()):
+    if follow is not None:
+        # A program that takes no lock may have opened the old file just before the rename and
+        # not written yet (descheduled between its open and its write): give it a moment, then
+        # take what it wrote there. (Waiting only when one had appended during the rewrite
+        # still lost a line in each 30 s race of a lock-less writer against API modifies and
+        # deletes; ~10 ms on a modify or a delete, which wait for their fsyncs anyway.)
+        time.sleep(FOLLOW_GRACE)
+    # After the rename, waiting again only if more came: an unfinished line the loop above
+    # waited for in vain is no write in progress.
+    if follow is not None and (late := _followed(follow, parts, wait=False)):
+        late += _followed(follow, [late])
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         try:
             _write_all(fd, late)
@@ -154,6 +175,26 @@ def write_atomic(path: Path, data: bytes, durable: bool,
     if durable:
         fsync_dir(path.parent)
     return b"".join(parts) if len(parts) > 1 else data
+
+
+def _followed(follow: Callable[[], bytes], parts: list[bytes], wait: bool = True) -> bytes:
+    """What `follow` has now, and when the copy (`parts`, then that) ends inside a line, the rest
+    of it: another writer's `write(2)` becomes visible a page at a time, so a read may take the
+    first part of one still in progress, whose rest would then land in the replaced file (lost)
+    and the line be cut short in the new one. Waits up to TORN_WAIT for the newline (`wait`), as
+    an append does (`_tail`); a line left unfinished longer (its writer died, or writes it in
+    parts) is copied as it stands."""
+    more = follow()
+    last = more or next((p for p in reversed(parts) if p), b"\n")
+    if not wait or last.endswith(b"\n"):
+        return more
+    deadline = time.monotonic() + TORN_WAIT
+    while time.monotonic() < deadline:
+        time.sleep(_TORN_POLL)
+        more += follow()
+        if more.endswith(b"\n"):
+            break
+    return more
 
 
 def remove_stale_temps(folder: Path) -> None:
@@ -193,15 +234,6 @@ class Appended(NamedTuple):
     size: int
     mtime_ns: int
     before: tuple[int, int, int]  # (ino, size, mtime_ns) just before the write
-
-
-# A last line without its newline, written this recently, may be another writer's between two
-# writes: the Jan app (0.6) appends a message with `writeln!`, the JSON and then the newline in a
-# write of its own. An append waits this long for that newline before closing the line itself:
-# closing it at once made the two newlines an empty line, which Jan cannot read past.
-TORN_RECENT_NS = 2_000_000_000
-TORN_WAIT = 0.1  # seconds
-_TORN_POLL = 0.001
 
 
 def _tail(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:

@@ -12,7 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from service.store.files import Changed, holds, read_file, write_atomic
+from service.store.files import read_file
+from service.store.replace import Changed, holds, write_atomic
 from service.store.threadjson import pin_created
 from tests.conftest import MakeServer
 from tests.jan import jan_thread

@@ -29,6 +29,7 @@ from ..models import (
 )
 from ..store import deleted, normalize
 from ..store.lines import decode_object, decode_object_exact, line_id
+from ..store.metadata import metadata, metadata_to_store
 from ..store.rewrite import rewrite_message
 from .base import RepoBase, check_metadata, list_envelope
 
@@ -136,10 +137,10 @@ class MessageOps(RepoBase):
                                "parsed, so it cannot be modified.", param="message_id")
             stored_metadata = obj.get("metadata")
             if "metadata" in changes:
-                check_metadata(changes["metadata"], normalize.metadata(stored_metadata))
+                check_metadata(changes["metadata"], metadata(stored_metadata))
             obj.update(changes)
             if "metadata" in changes:
-                obj["metadata"] = normalize.metadata_to_store(changes["metadata"], stored_metadata)
+                obj["metadata"] = metadata_to_store(changes["metadata"], stored_metadata)
             line = encoder.encode(obj)
             # The limit holds for edits too; a line Jan wrote over it may still shrink or stay.
             if len(line) > self.config.max_line_bytes and len(line) > len(old):

@@ -22,17 +22,11 @@ from ..models import (
     encoder,
 )
 from ..store import normalize
-from ..store.files import (
-    Changed,
-    NotAFile,
-    fsync_dir,
-    holds,
-    read_file,
-    thread_locked,
-    write_atomic,
-)
+from ..store.files import NotAFile, fsync_dir, read_file, thread_locked
 from ..store.layout import MESSAGES, THREAD_JSON
 from ..store.lines import decode_object_exact
+from ..store.metadata import metadata_to_store
+from ..store.replace import Changed, holds, write_atomic
 from ..store.threadjson import thread_json_bytes
 from .base import RepoBase, check_metadata, list_envelope
 
@@ -95,7 +89,7 @@ def _set_metadata(doc: dict[str, Any], meta: dict[str, str], thread_id: str) -> 
                 meta["title"] = ""
     elif "title" in served and not own and isinstance(top, str) and top:
         doc["title"] = ""
-    doc["metadata"] = normalize.metadata_to_store(meta, stored)
+    doc["metadata"] = metadata_to_store(meta, stored)
 
 
 class ThreadOps(RepoBase):

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import msgspec
 
-from .files import NotAFile, open_file, write_atomic
+from .files import NotAFile, open_file
+from .replace import write_atomic
 
 NAME = ".threadline.deleted"
 KEEP = 4096

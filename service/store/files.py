@@ -1,4 +1,5 @@
-"""Blocking file primitives: locked appends that start on a fresh line, atomic rewrites, fsync.
+"""Blocking file primitives: locked appends that start on a fresh line, reads, fsync, the thread
+lock (atomic replacement of a file: store/replace.py).
 
 Called from a worker thread (never on the event loop), except `pread`, which the read paths use
 for small reads of bytes the page cache holds.
@@ -17,27 +18,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from .layout import LOCK, MESSAGES, THREAD_JSON
+from .layout import LOCK, MESSAGES
 
 
 class NotAFile(OSError):
     """A thread's file is something else: a directory, a FIFO, a device."""
-
-
-class Changed(Exception):
-    """Another program rewrote a file between its read and its replacement (`write_atomic`'s
-    `unchanged`): the replacement was not made."""
-
-
-def holds(path: Path, raw: bytes | None) -> Callable[[], bool]:
-    """A check that `path` still holds `raw` (None: that there is no such file), for
-    `write_atomic`'s `unchanged`."""
-    def check() -> bool:
-        try:
-            return read_file(path) == raw
-        except (FileNotFoundError, NotAFile):
-            return raw is None
-    return check
 
 
 def open_file(path: Path, flags: int, mode: int = 0o644) -> int:
@@ -101,112 +86,7 @@ def thread_locked(folder: Path) -> Iterator[None]:
 # closing it at once made the two newlines an empty line, which Jan cannot read past.
 TORN_RECENT_NS = 2_000_000_000
 TORN_WAIT = 0.1  # seconds
-_TORN_POLL = 0.001
-FOLLOW_GRACE = 0.01  # seconds a rewrite follows the old file after its rename (write_atomic)
-
-
-def write_atomic(path: Path, data: bytes, durable: bool,
-                 follow: Callable[[], bytes] | None = None,
-                 unchanged: Callable[[], bool] | None = None) -> bytes:
-    """Replace `path` with `data`: temp file in the same folder, fsync, rename, fsync the folder.
-
-    `follow`, when given, returns what writers that take no lock appended to the old file since
-    it was last asked (its end was copied into `data`): that is added to the temp file until none
-    comes, and what lands in the old file between the last ask and the rename is appended to the
-    new one right after, so their lines survive the replacement. Returns all that was written.
-    `unchanged`, when given, is asked last before the rename: False (a writer that takes no lock,
-    Jan, rewrote the file since it was read) raises `Changed` and leaves the file as it is. The
-    window left is the check's own read and the rename (an in-place write landing there goes to
-    the file the rename replaces), not the read, the edit, the write and the fsync."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    parts = [data]
-    try:
-        _write_all(fd, data)
-        if durable:
-            os.fsync(fd)
-        if follow is not None:  # what is appended meanwhile, until none comes
-            while more := _followed(follow, parts):
-                _write_all(fd, more)
-                parts.append(more)
-                if durable:
-                    os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    if unchanged is not None:
-        try:
-            same = unchanged()
-        except BaseException:  # the check could not read the file (permissions, EIO)
-            tmp.unlink(missing_ok=True)
-            raise
-        if not same:
-            tmp.unlink(missing_ok=True)
-            raise Changed(str(path))
-    try:
-        os.replace(tmp, path)
-    except IsADirectoryError:  # a directory where the file goes: nothing to replace it with
-        tmp.unlink(missing_ok=True)
-        raise NotAFile(errno.EISDIR, "not a regular file", str(path)) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if follow is not None:
-        # A program that takes no lock may have opened the old file just before the rename and
-        # not written yet (descheduled between its open and its write): give it a moment, then
-        # take what it wrote there. (Waiting only when one had appended during the rewrite
-        # still lost a line in each 30 s race of a lock-less writer against API modifies and
-        # deletes; ~10 ms on a modify or a delete, which wait for their fsyncs anyway.)
-        time.sleep(FOLLOW_GRACE)
-    # After the rename, waiting again only if more came: an unfinished line the loop above
-    # waited for in vain is no write in progress.
-    if follow is not None and (late := _followed(follow, parts, wait=False)):
-        late += _followed(follow, [late])
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        try:
-            _write_all(fd, late)
-            parts.append(late)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-    if durable:
-        fsync_dir(path.parent)
-    return b"".join(parts) if len(parts) > 1 else data
-
-
-def _followed(follow: Callable[[], bytes], parts: list[bytes], wait: bool = True) -> bytes:
-    """What `follow` has now, and when the copy (`parts`, then that) ends inside a line, the rest
-    of it: another writer's `write(2)` becomes visible a page at a time, so a read may take the
-    first part of one still in progress, whose rest would then land in the replaced file (lost)
-    and the line be cut short in the new one. Waits up to TORN_WAIT for the newline (`wait`), as
-    an append does (`_tail`); a line left unfinished longer (its writer died, or writes it in
-    parts) is copied as it stands."""
-    more = follow()
-    last = more or next((p for p in reversed(parts) if p), b"\n")
-    if not wait or last.endswith(b"\n"):
-        return more
-    deadline = time.monotonic() + TORN_WAIT
-    while time.monotonic() < deadline:
-        time.sleep(_TORN_POLL)
-        more += follow()
-        if more.endswith(b"\n"):
-            break
-    return more
-
-
-def remove_stale_temps(folder: Path) -> None:
-    """Delete temp files `write_atomic` left in `folder` when its process died mid-rewrite. The
-    caller holds the thread lock, and every rewrite in a thread folder runs under it, so no temp
-    file there belongs to a rewrite still in progress."""
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(".tmp") and any(
-                    entry.name.startswith(f".{name}.") for name in (MESSAGES, THREAD_JSON)):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+TORN_POLL = 0.001
 
 
 def pread(fd: int, length: int, offset: int) -> bytes:
@@ -245,7 +125,7 @@ def _tail(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
         return False, st  # left by a writer that died mid-line: closed at once
     deadline = time.monotonic() + TORN_WAIT
     while time.monotonic() < deadline:
-        time.sleep(_TORN_POLL)
+        time.sleep(TORN_POLL)
         st = os.fstat(fd)
         if not st.st_size or os.pread(fd, 1, st.st_size - 1) == b"\n":
             return True, st  # (emptied meanwhile: rewritten in place by its writer)
@@ -272,7 +152,7 @@ def append_lines(folder: Path, data: bytes, durable: bool,
             size = pre.st_size
             if not ends_a_line:
                 data = b"\n" + data
-            _write_all(fd, data)
+            write_all(fd, data)
             # Where the lines start, from where the write ended: a writer that does not take the
             # lock may have appended between the fstat and the write.
             start = os.lseek(fd, 0, os.SEEK_CUR) - lines
@@ -290,7 +170,7 @@ def append_lines(folder: Path, data: bytes, durable: bool,
     return done
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     """Append `data` (fd opened with O_APPEND). If a write fails part way (disk full, I/O error),
     the part already written is taken back, so no torn line is left behind, unless another
     writer has appended after it meanwhile (then cutting would take its bytes too)."""

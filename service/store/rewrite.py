@@ -16,9 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import deleted
-from .files import NotAFile, open_file, remove_stale_temps, thread_locked, write_atomic
+from .files import NotAFile, open_file, thread_locked
 from .layout import MESSAGES
 from .lines import scan
+from .replace import remove_stale_temps, write_atomic
 
 log = logging.getLogger(__name__)
 

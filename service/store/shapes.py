@@ -23,7 +23,8 @@ import msgspec
 
 from ..models import ContentPart, Message, TextAnnotation, TextPart, encoder, text_part
 from .lines import BAD_LINE
-from .normalize import STATUS, metadata, moment, seconds
+from .metadata import metadata
+from .normalize import STATUS, moment, seconds
 
 
 class _RawValue(msgspec.Struct):

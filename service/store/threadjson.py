@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from . import normalize
-from .files import Changed, NotAFile, holds, read_file, thread_locked, write_atomic
+from .files import NotAFile, read_file, thread_locked
 from .layout import THREAD_JSON
 from .lines import decode_object_exact
+from .replace import Changed, holds, write_atomic
 
 
 def thread_json_bytes(obj: dict[str, Any]) -> bytes:

@@ -20,18 +20,8 @@ from . import __version__
 from .api.gate import unanswered
 from .api.summaries import SummaryList
 from .keys import CONFIG
-from .models import (
-    CreateMessage,
-    CreateThread,
-    DeletedMessage,
-    DeletedThread,
-    ErrorBody,
-    Message,
-    MessageFile,
-    ModifyMessage,
-    ModifyThread,
-    Thread,
-)
+from .models import DeletedMessage, DeletedThread, ErrorBody, Message, MessageFile, Thread
+from .requests import CreateMessage, CreateThread, ModifyMessage, ModifyThread
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from openapi_spec_validator import validate
 from service.api.gate import unanswered
 from service.app import create_app
 from service.config import Config
-from service.models import CreateMessage
+from service.requests import CreateMessage
 
 EVENT_STREAMS = ("/v1/threads/{thread_id}/events", "/v1/events")
 

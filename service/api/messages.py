@@ -7,8 +7,9 @@ from aiohttp import web
 from ..errors import InvalidRequest, NotFound
 from ..index.paging import page
 from ..keys import REPO
-from ..models import CreateMessage, ModifyMessage, encoder
+from ..models import encoder
 from ..repo import list_envelope
+from ..requests import CreateMessage, ModifyMessage
 from .request import ListParams, json_body, json_response, query
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..errors import InvalidRequest, RequestTimeout, UnsupportedMediaType
 from ..index.paging import Order
-from ..models import REQUEST_DECODERS
+from ..requests import REQUEST_DECODERS
 from ..store.lines import too_deep
 
 T = TypeVar("T")

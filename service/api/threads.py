@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..keys import REPO
-from ..models import CreateThread, ModifyThread
+from ..requests import CreateThread, ModifyThread
 from .request import ListParams, json_body, json_response, query
 
 

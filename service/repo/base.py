@@ -25,7 +25,8 @@ from ..index.catalog import Catalog, ThreadEntry
 from ..index.peers import Peers
 from ..index.reader import Stale, check_current
 from ..index.sync import Indexer
-from ..models import CreateMessage, Message, encoder, output_content
+from ..models import Message, encoder
+from ..requests import CreateMessage, output_content
 from ..store.files import NotAFile
 from ..store.resident import NotResident, Reader, attempt
 from ..store.threadjson import pin_created

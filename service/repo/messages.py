@@ -19,14 +19,8 @@ from ..errors import (
 from ..index.catalog import FileState, ThreadEntry
 from ..index.paging import Order, Visible, page
 from ..index.reader import Stale, message_bytes, page_data, stored_line
-from ..models import (
-    CreateMessage,
-    DeletedMessage,
-    MessageFile,
-    ModifyMessage,
-    encoder,
-    output_content,
-)
+from ..models import DeletedMessage, MessageFile, encoder
+from ..requests import CreateMessage, ModifyMessage, output_content
 from ..store import deleted, normalize
 from ..store.lines import decode_object, decode_object_exact, line_id
 from ..store.metadata import metadata, metadata_to_store

@@ -15,12 +15,8 @@ from ..errors import InvalidRequest, thread_not_found
 from ..ids import new_thread_id
 from ..index.catalog import ThreadEntry
 from ..index.paging import Order, page
-from ..models import (
-    CreateThread,
-    DeletedThread,
-    ModifyThread,
-    encoder,
-)
+from ..models import DeletedThread, encoder
+from ..requests import CreateThread, ModifyThread
 from ..store import normalize
 from ..store.files import NotAFile, fsync_dir, read_file, thread_locked
 from ..store.layout import MESSAGES, THREAD_JSON

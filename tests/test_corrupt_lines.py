@@ -262,6 +262,36 @@ async def test_a_file_emptied_while_a_create_waits_for_its_newline_takes_the_cre
     assert [json.loads(x)["id"] for x in lines_of(folder)[:-1]] == [new_id]
 
 
+@pytest.mark.parametrize("how", ["in place", "renamed over"])
+async def test_a_file_rewritten_while_a_create_waits_for_its_newline_keeps_the_create(
+        open_client: OpenClient, data_dir: Path, how: str) -> None:
+    """The writer of the torn line rewrites the whole file instead: in place (truncated, then
+    written from its start a moment later, as Node's writeFileSync does; an append in between
+    was written over), or a new file renamed over it (an append to the old one was lost with
+    it). Either way the acknowledged create is in the file, after the writer's lines."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"), [msg(0)])
+    path = folder / "messages.jsonl"
+    client = await open_client()
+    with path.open("ab") as f:
+        f.write(json.dumps(msg(1)).encode())  # no newline yet
+    create = asyncio.create_task(
+        client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "n"}))
+    await asyncio.sleep(0.03)
+    rewritten = b"".join(json.dumps(msg(i)).encode() + b"\n" for i in (0, 1, 2))
+    if how == "in place":
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        await asyncio.sleep(0.01)
+        os.write(fd, rewritten)  # at offset 0: what was appended meanwhile is written over
+        os.close(fd)
+    else:
+        (folder / "new.tmp").write_bytes(rewritten)
+        os.replace(folder / "new.tmp", path)
+    resp = await create
+    assert resp.status == 200
+    new_id = (await resp.json())["id"]
+    assert [json.loads(x)["id"] for x in lines_of(folder)[:-1]] == ["m0", "m1", "m2", new_id]
+
+
 async def test_a_torn_line_left_long_ago_is_closed_by_the_next_create(
         open_client: OpenClient, data_dir: Path) -> None:
     folder, line = write_torn(data_dir)

@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from service.store import replace
 from service.store.rewrite import rewrite_message
 from tests.conftest import MakeServer
 from tests.procs import APPENDER, JSON, all_messages, parse_line, read_lines
@@ -172,3 +173,65 @@ def test_a_line_written_to_the_old_file_around_the_rename_is_carried_whole(
     monkeypatch.setattr(os, "replace", real)
     writers[0].join()
     assert path.read_bytes() == b'{"id":"b"}\n' + line == done.data
+
+
+@pytest.mark.parametrize("variant", ["two writers", "writeln"])
+def test_a_late_line_goes_after_what_was_appended_to_the_new_file_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str) -> None:
+    """Right after the rename, one writer that takes no lock appends to the new file (in one
+    write, or as the Jan app does, its JSON and then its newline 30 ms later), while another,
+    which opened the old file before the rename, writes there. The late line goes into the new
+    file after the first writer's, whole (it was glued between the JSON and its newline), and
+    the rewrite returns what the new file holds (it returned the late line where the other
+    writer's stands, and events went out of file order)."""
+    folder = tmp_path / "t"
+    folder.mkdir()
+    path = folder / "messages.jsonl"
+    path.write_bytes(b'{"id":"a"}\n{"id":"b"}\n')
+    real = os.replace
+    writers: list[threading.Thread] = []
+
+    def write(old: int) -> None:
+        new = os.open(path, os.O_WRONLY | os.O_APPEND)
+        if variant == "two writers":
+            os.write(new, b'{"id":"new"}\n')
+            os.write(old, b'{"id":"late"}\n')
+        else:
+            os.write(new, b'{"id":"new"}')
+            os.write(old, b'{"id":"late"}\n')
+            time.sleep(0.03)
+            os.write(new, b"\n")
+        os.close(new)
+        os.close(old)
+
+    def replace(*args: Any) -> Any:
+        old = os.open(path, os.O_WRONLY | os.O_APPEND)  # opened before the rename
+        done = real(*args)
+        writers.append(threading.Thread(target=write, args=(old,)))
+        writers[0].start()
+        time.sleep(0.002)
+        return done
+
+    monkeypatch.setattr(os, "replace", replace)
+    done = rewrite_message(folder, "a", lambda old: None, durable=False)
+    monkeypatch.setattr(os, "replace", real)
+    writers[0].join()
+    assert path.read_bytes() == b'{"id":"b"}\n{"id":"new"}\n{"id":"late"}\n' == done.data
+
+
+def test_a_rewrite_waits_for_no_newline_of_a_line_left_unfinished_long_ago(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A torn last line whose writer died an hour ago: copied as it stands, at once (every
+    modify and delete of such a thread waited 100 ms for its newline)."""
+    folder = tmp_path / "t"
+    folder.mkdir()
+    path = folder / "messages.jsonl"
+    path.write_bytes(b'{"id":"a"}\n{"id":"b"}\n{"id":"tor')
+    os.utime(path, (time.time() - 3600, time.time() - 3600))
+    slept: list[float] = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(time, "sleep", lambda s: slept.append(s) or real_sleep(s))
+    done = rewrite_message(folder, "a", lambda old: None, durable=False)
+    monkeypatch.setattr(time, "sleep", real_sleep)
+    assert slept == [replace.FOLLOW_GRACE]  # the pause after the rename, and no wait
+    assert path.read_bytes() == b'{"id":"b"}\n{"id":"tor' == done.data

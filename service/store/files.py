@@ -116,9 +116,11 @@ class Appended(NamedTuple):
     before: tuple[int, int, int]  # (ino, size, mtime_ns) just before the write
 
 
-def _tail(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
+def tail_state(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
     """Whether the file ends on a line end (or is empty), and its state then: waiting up to
-    TORN_WAIT for the newline of a last line written within TORN_RECENT_NS."""
+    TORN_WAIT for the newline of a last line written within TORN_RECENT_NS. A file emptied
+    meanwhile is being rewritten in place by that writer (truncated, then written): waited for
+    too, since an append landing in between would be written over."""
     if not st.st_size or os.pread(fd, 1, st.st_size - 1) == b"\n":
         return True, st
     if time.time_ns() - st.st_mtime_ns > TORN_RECENT_NS:
@@ -127,28 +129,39 @@ def _tail(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
     while time.monotonic() < deadline:
         time.sleep(TORN_POLL)
         st = os.fstat(fd)
-        if not st.st_size or os.pread(fd, 1, st.st_size - 1) == b"\n":
-            return True, st  # (emptied meanwhile: rewritten in place by its writer)
-    return False, st
+        if st.st_size and os.pread(fd, 1, st.st_size - 1) == b"\n":
+            return True, st
+    return not st.st_size, st
+
+
+_REOPENS = 5  # times an append opens the file again when it was replaced while it waited
 
 
 def append_lines(folder: Path, data: bytes, durable: bool,
                  written: Callable[[Appended], None] | None = None) -> Appended:
     """Append whole lines to the thread's messages.jsonl under the thread lock; return where the
     first of them starts, and the file as it stood after the write. A torn last line is closed
-    with a newline first (once it is clear that no writer is about to close it: `_tail`), so the
-    new lines start on a fresh line and the torn bytes become one (corrupt) line.
+    with a newline first (once it is clear that no writer is about to close it: `tail_state`),
+    so the new lines start on a fresh line and the torn bytes become one (corrupt) line.
 
     `written` is told as soon as the lines are in the file, before the fsync: from then on every
     reader of the file sees them, so the index and the event streams may too. The caller's answer
     still waits for the fsync."""
     lines = len(data)
+    path = folder / MESSAGES
     with thread_locked(folder):
-        # Never through a symbolic link: one planted in the folder would have the API write
-        # into whatever file it names (ELOOP: a 409, the file is not a regular one).
-        fd = open_file(folder / MESSAGES, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW)
+        for attempt in range(_REOPENS + 1):
+            # Never through a symbolic link: one planted in the folder would have the API write
+            # into whatever file it names (ELOOP: a 409, the file is not a regular one).
+            fd = open_file(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW)
+            first = os.fstat(fd)
+            ends_a_line, pre = tail_state(fd, first)
+            if pre is first or attempt == _REOPENS or _names(path, pre):
+                break
+            # It waited, and the file was replaced meanwhile (renamed over by its writer): lines
+            # appended to the old one would be lost with it.
+            os.close(fd)
         try:
-            ends_a_line, pre = _tail(fd, os.fstat(fd))
             size = pre.st_size
             if not ends_a_line:
                 data = b"\n" + data
@@ -168,6 +181,15 @@ def append_lines(folder: Path, data: bytes, durable: bool,
         finally:
             os.close(fd)
     return done
+
+
+def _names(path: Path, st: os.stat_result) -> bool:
+    """Whether `path` is still the file `st` was taken of."""
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
 
 
 def write_all(fd: int, data: bytes) -> None:

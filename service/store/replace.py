@@ -13,10 +13,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .files import TORN_POLL, TORN_WAIT, NotAFile, fsync_dir, read_file, write_all
+from .files import (
+    TORN_POLL,
+    TORN_RECENT_NS,
+    TORN_WAIT,
+    NotAFile,
+    fsync_dir,
+    read_file,
+    tail_state,
+    write_all,
+)
 from .layout import MESSAGES, THREAD_JSON
 
-FOLLOW_GRACE = 0.01  # seconds a rewrite follows the old file after its rename
+# Seconds a rewrite goes on following the old file after its rename. Without it a lock-less
+# writer's line lost in each 30 s race against API modifies and deletes went with the old file;
+# with it such a line is kept, after the writer's next lines if it wrote them meanwhile.
+FOLLOW_GRACE = 0.01
 
 
 class Changed(Exception):
@@ -35,19 +47,59 @@ def holds(path: Path, raw: bytes | None) -> Callable[[], bool]:
     return check
 
 
-def write_atomic(path: Path, data: bytes, durable: bool,
-                 follow: Callable[[], bytes] | None = None,
+class Follower:
+    """The old file of a rewrite, read on from where the rewrite's own read of it ended (`fd`):
+    what writers that take no lock append to it while it is replaced."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.stalled = False  # a wait for the newline of its last line ended without it
+
+    def read(self) -> bytes:
+        chunks = []
+        while chunk := os.read(self.fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def recent(self) -> bool:
+        """Whether the file was written to lately (a line left unfinished may be in progress)."""
+        return time.time_ns() - os.fstat(self.fd).st_mtime_ns <= TORN_RECENT_NS
+
+    def more(self, copied: bytes) -> bytes:
+        """What was appended since the last read, and when the copy (`copied`: its last part, or
+        what the rewrite copied before) then ends inside a line another writer is still
+        writing, the rest of that line: a `write(2)` becomes visible a page at a time, so a read
+        may take the first part of one in progress, whose rest would land in the replaced file
+        (lost) and the line be cut short in the new one. Waits up to TORN_WAIT for the newline,
+        as an append does (`files.tail_state`), once: a line still unfinished then (its writer died,
+        or writes it in parts) is copied as it stands, and not waited for again."""
+        more = self.read()
+        last = more or copied
+        if not last or last.endswith(b"\n") or self.stalled or not (more or self.recent()):
+            return more
+        deadline = time.monotonic() + TORN_WAIT
+        while time.monotonic() < deadline:
+            time.sleep(TORN_POLL)
+            more += self.read()
+            if more.endswith(b"\n"):
+                return more
+        self.stalled = True
+        return more
+
+
+def write_atomic(path: Path, data: bytes, durable: bool, follow: Follower | None = None,
                  unchanged: Callable[[], bool] | None = None) -> bytes:
     """Replace `path` with `data`: temp file in the same folder, fsync, rename, fsync the folder.
 
-    `follow`, when given, returns what writers that take no lock appended to the old file since
-    it was last asked (its end was copied into `data`): that is added to the temp file until none
-    comes, and what lands in the old file between the last ask and the rename is appended to the
-    new one right after, so their lines survive the replacement. Returns all that was written.
-    `unchanged`, when given, is asked last before the rename: False (a writer that takes no lock,
-    Jan, rewrote the file since it was read) raises `Changed` and leaves the file as it is. The
-    window left is the check's own read and the rename (an in-place write landing there goes to
-    the file the rename replaces), not the read, the edit, the write and the fsync."""
+    `follow`, when given, is the old file (its end was copied into `data`): what writers that
+    take no lock append to it is added to the temp file until none comes, and what lands in it
+    from then until a moment after the rename is appended to the new file (after what such
+    writers appended to the new one meanwhile), so their lines survive the replacement. Returns
+    the new file's content as far as it was written or read here. `unchanged`, when given, is
+    asked last before the rename: False (a writer that takes no lock, Jan, rewrote the file
+    since it was read) raises `Changed` and leaves the file as it is. The window left is the
+    check's own read and the rename (an in-place write landing there goes to the file the rename
+    replaces), not the read, the edit, the write and the fsync."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     parts = [data]
@@ -56,7 +108,7 @@ def write_atomic(path: Path, data: bytes, durable: bool,
         if durable:
             os.fsync(fd)
         if follow is not None:  # what is appended meanwhile, until none comes
-            while more := _followed(follow, parts):
+            while more := follow.more(parts[-1] or data):
                 write_all(fd, more)
                 parts.append(more)
                 if durable:
@@ -83,48 +135,38 @@ def write_atomic(path: Path, data: bytes, durable: bool,
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    written = b"".join(parts) if len(parts) > 1 else data
     if follow is not None:
-        # A program that takes no lock may have opened the old file just before the rename and
-        # not written yet (descheduled between its open and its write): give it a moment, then
-        # take what it wrote there. (Waiting only when one had appended during the rewrite
-        # still lost a line in each 30 s race of a lock-less writer against API modifies and
-        # deletes; ~10 ms on a modify or a delete, which wait for their fsyncs anyway.)
-        time.sleep(FOLLOW_GRACE)
-    # After the rename, waiting again only if more came: an unfinished line the loop above
-    # waited for in vain is no write in progress.
-    if follow is not None and (late := _followed(follow, parts, wait=False)):
-        late += _followed(follow, [late])
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        try:
-            write_all(fd, late)
-            parts.append(late)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        written += _carry_late(path, follow, written, durable)
     if durable:
         fsync_dir(path.parent)
-    return b"".join(parts) if len(parts) > 1 else data
+    return written
 
 
-def _followed(follow: Callable[[], bytes], parts: list[bytes], wait: bool = True) -> bytes:
-    """What `follow` has now, and when the copy (`parts`, then that) ends inside a line, the rest
-    of it: another writer's `write(2)` becomes visible a page at a time, so a read may take the
-    first part of one still in progress, whose rest would then land in the replaced file (lost)
-    and the line be cut short in the new one. Waits up to TORN_WAIT for the newline (`wait`), as
-    an append does (`files._tail`); a line left unfinished longer (its writer died, or writes it in
-    parts) is copied as it stands."""
-    more = follow()
-    last = more or next((p for p in reversed(parts) if p), b"\n")
-    if not wait or last.endswith(b"\n"):
-        return more
-    deadline = time.monotonic() + TORN_WAIT
-    while time.monotonic() < deadline:
-        time.sleep(TORN_POLL)
-        more += follow()
-        if more.endswith(b"\n"):
-            break
-    return more
+def _carry_late(path: Path, follow: Follower, written: bytes, durable: bool) -> bytes:
+    """After the rename: a program that takes no lock may have opened the old file just before
+    it and not written yet (descheduled between its open and its write). A moment later, what
+    it wrote there is appended to the new file, as an append of this process would be (on a
+    fresh line, not between the two writes of a line another writer is writing). Returns what
+    the new file holds after `written` then: lines such writers appended to it since the rename
+    (which come before the late ones: those are out of order, but kept), then the late ones."""
+    time.sleep(FOLLOW_GRACE)
+    late = follow.more(written)
+    if not late:
+        return b""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        ends_a_line, _ = tail_state(fd, os.fstat(fd))
+        write_all(fd, late if ends_a_line else b"\n" + late)
+        if durable:
+            os.fsync(fd)
+        chunks, at = [], len(written)
+        while chunk := os.pread(fd, 1 << 20, at):
+            chunks.append(chunk)
+            at += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temps(folder: Path) -> None:

@@ -19,7 +19,7 @@ from . import deleted
 from .files import NotAFile, open_file, thread_locked
 from .layout import MESSAGES
 from .lines import scan
-from .replace import remove_stale_temps, write_atomic
+from .replace import Follower, remove_stale_temps, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
             remove_stale_temps(folder)  # left by a process that died mid-rewrite
             if noted is not None and not kept:
                 _note_deleted(folder, message_id, noted)
-            data = write_atomic(path, b"".join(out), durable, follow=lambda: _read_all(fd))
+            data = write_atomic(path, b"".join(out), durable, follow=Follower(fd))
         finally:
             os.close(fd)
         stat = os.stat(path)

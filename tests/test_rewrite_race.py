@@ -235,3 +235,37 @@ def test_a_rewrite_waits_for_no_newline_of_a_line_left_unfinished_long_ago(
     monkeypatch.setattr(time, "sleep", real_sleep)
     assert slept == [replace.FOLLOW_GRACE]  # the pause after the rename, and no wait
     assert path.read_bytes() == b'{"id":"b"}\n{"id":"tor' == done.data
+
+
+def test_a_late_line_is_never_written_through_a_link_planted_after_the_rename(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the rewrite pauses after its rename, a late line lands in the old file and a
+    symbolic link to a file outside the folder replaces the new one. The late line is not
+    written through the link (it was, into the file it named), and the rewrite, done by then,
+    still returns (no error after the fact)."""
+    folder = tmp_path / "t"
+    folder.mkdir()
+    path = folder / "messages.jsonl"
+    path.write_bytes(b'{"id":"a"}\n{"id":"b"}\n')
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"outside\n")
+    real_replace, real_sleep = os.replace, time.sleep
+    old: list[int] = []
+
+    def replace_(*args: Any) -> Any:
+        old.append(os.open(path, os.O_WRONLY | os.O_APPEND))  # opened before the rename
+        return real_replace(*args)
+
+    def sleep(seconds: float) -> None:
+        if seconds == replace.FOLLOW_GRACE and old:
+            os.write(old[0], b'{"id":"late"}\n')
+            os.close(old.pop())
+            path.unlink()
+            path.symlink_to(victim)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(os, "replace", replace_)
+    monkeypatch.setattr(time, "sleep", sleep)
+    rewrite_message(folder, "a", lambda line: None, durable=False)
+    monkeypatch.undo()
+    assert victim.read_bytes() == b"outside\n"

@@ -48,14 +48,19 @@ def open_file(path: Path, flags: int, mode: int = 0o644) -> int:
     return fd
 
 
+def read_rest(fd: int) -> bytes:
+    """Everything from the descriptor's position to the end of its file."""
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def read_file(path: Path) -> bytes:
     """A whole (small) file, as `Path.read_bytes` but through `open_file`."""
     fd = open_file(path, os.O_RDONLY)
     try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return read_rest(fd)
     finally:
         os.close(fd)
 

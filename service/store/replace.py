@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -19,11 +20,15 @@ from .files import (
     TORN_WAIT,
     NotAFile,
     fsync_dir,
+    open_file,
     read_file,
+    read_rest,
     tail_state,
     write_all,
 )
 from .layout import MESSAGES, THREAD_JSON
+
+log = logging.getLogger(__name__)
 
 # Seconds a rewrite goes on following the old file after its rename. Without it a lock-less
 # writer's line lost in each 30 s race against API modifies and deletes went with the old file;
@@ -56,10 +61,7 @@ class Follower:
         self.stalled = False  # a wait for the newline of its last line ended without it
 
     def read(self) -> bytes:
-        chunks = []
-        while chunk := os.read(self.fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return read_rest(self.fd)
 
     def recent(self) -> bool:
         """Whether the file was written to lately (a line left unfinished may be in progress)."""
@@ -154,17 +156,20 @@ def _carry_late(path: Path, follow: Follower, written: bytes, durable: bool) -> 
     late = follow.more(written)
     if not late:
         return b""
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        # As every write into a thread folder: never through a symbolic link planted there,
+        # never into something that is no regular file.
+        fd = open_file(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
+    except OSError:  # replaced meanwhile by something else, or gone: the rewrite itself is done
+        log.warning("could not carry a late line into %s", path, exc_info=True)
+        return b""
     try:
         ends_a_line, _ = tail_state(fd, os.fstat(fd))
         write_all(fd, late if ends_a_line else b"\n" + late)
         if durable:
             os.fsync(fd)
-        chunks, at = [], len(written)
-        while chunk := os.pread(fd, 1 << 20, at):
-            chunks.append(chunk)
-            at += len(chunk)
-        return b"".join(chunks)
+        os.lseek(fd, len(written), os.SEEK_SET)
+        return read_rest(fd)
     finally:
         os.close(fd)
 

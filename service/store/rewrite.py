@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import deleted
-from .files import NotAFile, open_file, thread_locked
+from .files import NotAFile, open_file, read_rest, thread_locked
 from .layout import MESSAGES
 from .lines import scan
 from .replace import Follower, remove_stale_temps, write_atomic
@@ -45,13 +45,6 @@ class Rewritten:
         self.data = data
         self.found = found
         self.stat = stat  # the new file, taken while still holding the lock
-
-
-def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _note_deleted(folder: Path, message_id: str, before: list[str]) -> None:
@@ -84,7 +77,7 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
                 raise
             return Rewritten(b"", False)  # no messages (a directory here holds none)
         try:
-            old = _read_all(fd)
+            old = read_rest(fd)
             lines = [(offset, length) for offset, length, mid, _run, _crc in scan(old)
                      if mid == message_id]
             if not lines:
@@ -102,7 +95,7 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
             # A writer that does not take the lock (the Jan app) may have appended meanwhile,
             # and may go on until the rename: the old file is followed (through `fd`, which
             # stays on it) until then, and just after.
-            out.append(_without_blank_lines(old[pos:] + _read_all(fd)))
+            out.append(_without_blank_lines(old[pos:] + read_rest(fd)))
             remove_stale_temps(folder)  # left by a process that died mid-rewrite
             if noted is not None and not kept:
                 _note_deleted(folder, message_id, noted)

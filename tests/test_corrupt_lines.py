@@ -315,6 +315,23 @@ async def test_a_rewrite_keeps_a_half_written_tail_byte_for_byte(
     assert await served_ids(await open_client()) == ["m1", "m2"]
 
 
+async def test_a_rewrite_closes_a_torn_tail_left_long_ago(
+        open_client: OpenClient, data_dir: Path) -> None:
+    """Its writer is gone: copied open, the new file's fresh mtime would have the next append
+    wait for a newline that never comes. Closed, it is one corrupt line, as an append makes it."""
+    folder, line = write_torn(data_dir)
+    os.utime(folder / "messages.jsonl", (1_700_000_000, 1_700_000_000))
+    client = await open_client()
+    assert (await client.delete("/v1/threads/jan_1/messages/m0")).status == 200
+    assert (folder / "messages.jsonl").read_bytes().endswith(b"\n" + line[:30] + b"\n")
+    assert await served_ids(client) == ["m1"]
+    resp = await client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "n"})
+    assert resp.status == 200
+    lines = lines_of(folder)
+    assert lines[1] == line[:30] and json.loads(lines[2])["id"] == (await resp.json())["id"]
+    assert (await health(client))["corrupt_lines"] == 1
+
+
 async def test_invalid_utf8_inside_a_string_is_served_leniently(open_client: OpenClient,
                                                                 data_dir: Path) -> None:
     """Indexing does not validate every byte (that would halve the start-up rate); a message

@@ -221,8 +221,9 @@ def test_a_late_line_goes_after_what_was_appended_to_the_new_file_whole(
 
 def test_a_rewrite_waits_for_no_newline_of_a_line_left_unfinished_long_ago(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A torn last line whose writer died an hour ago: copied as it stands, at once (every
-    modify and delete of such a thread waited 100 ms for its newline)."""
+    """A torn last line whose writer died an hour ago: copied at once (every modify and delete
+    of such a thread waited 100 ms for its newline), and closed, so that the new file's fresh
+    mtime has no append wait for it either."""
     folder = tmp_path / "t"
     folder.mkdir()
     path = folder / "messages.jsonl"
@@ -234,7 +235,7 @@ def test_a_rewrite_waits_for_no_newline_of_a_line_left_unfinished_long_ago(
     done = rewrite_message(folder, "a", lambda old: None, durable=False)
     monkeypatch.setattr(time, "sleep", real_sleep)
     assert slept == [replace.FOLLOW_GRACE]  # the pause after the rename, and no wait
-    assert path.read_bytes() == b'{"id":"b"}\n{"id":"tor' == done.data
+    assert path.read_bytes() == b'{"id":"b"}\n{"id":"tor\n' == done.data
 
 
 def test_a_late_line_is_never_written_through_a_link_planted_after_the_rename(

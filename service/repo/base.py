@@ -27,7 +27,7 @@ from ..index.reader import Stale, check_current
 from ..index.sync import Indexer
 from ..models import Message, encoder
 from ..requests import CreateMessage, output_content
-from ..store.files import NotAFile
+from ..store.files import Contended, NotAFile
 from ..store.resident import NotResident, Reader, attempt
 from ..store.threadjson import pin_created
 from ..store.writer import ThreadWriter
@@ -100,7 +100,8 @@ class RepoBase:
     @contextlib.contextmanager
     def _folder_of(self, thread_id: str) -> Iterator[None]:
         """A thread folder that vanished under a write (deleted meanwhile) is a 404; one whose
-        messages.jsonl is a directory or a FIFO cannot be written (409)."""
+        messages.jsonl is a directory or a FIFO cannot be written (409); one another program
+        kept writing at the same moment was not written (503, retry)."""
         try:
             yield
         except (FileNotFoundError, NotADirectoryError):
@@ -109,6 +110,10 @@ class RepoBase:
             name = Path(exc.filename).name if exc.filename else "a file of its folder"
             raise Conflict(f"Thread '{thread_id}' cannot be written: its {name} is not a regular "
                            "file.", param="thread_id") from None
+        except Contended:
+            raise Unavailable("Another program kept writing the thread's messages.jsonl at the "
+                              "same moment; the message was not added. Retry.",
+                              code="thread_busy") from None
 
     def _wrote(self, thread_id: str, thread_set: bool = False) -> None:
         """Tell other processes, before the write is acknowledged (see index/peers.py)."""

@@ -142,6 +142,11 @@ def tail_state(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
 _REOPENS = 5  # times an append opens the file again when it was replaced while it waited
 
 
+class Contended(Exception):
+    """The append could not be made whole: the file kept being replaced while it waited, or its
+    lines were glued to another writer's and could not be moved off it. Not acknowledged."""
+
+
 def append_lines(folder: Path, data: bytes, durable: bool,
                  written: Callable[[Appended], None] | None = None) -> Appended:
     """Append whole lines to the thread's messages.jsonl under the thread lock; return where the
@@ -149,43 +154,86 @@ def append_lines(folder: Path, data: bytes, durable: bool,
     with a newline first (once it is clear that no writer is about to close it: `tail_state`),
     so the new lines start on a fresh line and the torn bytes become one (corrupt) line.
 
+    A writer that takes no lock may start a line between the check of the file's end and the
+    write (a Jan-style writer: the JSON, then the newline in a write of its own); the lines just
+    written are then moved off it (`_unglue`). A file replaced while the append waited is opened
+    again.
+
     `written` is told as soon as the lines are in the file, before the fsync: from then on every
     reader of the file sees them, so the index and the event streams may too. The caller's answer
     still waits for the fsync."""
     lines = len(data)
     path = folder / MESSAGES
     with thread_locked(folder):
-        for attempt in range(_REOPENS + 1):
+        for _ in range(_REOPENS + 1):
             # Never through a symbolic link: one planted in the folder would have the API write
             # into whatever file it names (ELOOP: a 409, the file is not a regular one).
             fd = open_file(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW)
-            first = os.fstat(fd)
-            ends_a_line, pre = tail_state(fd, first)
-            if pre is first or attempt == _REOPENS or _names(path, pre):
-                break
-            # It waited, and the file was replaced meanwhile (renamed over by its writer): lines
-            # appended to the old one would be lost with it.
-            os.close(fd)
-        try:
-            size = pre.st_size
-            if not ends_a_line:
-                data = b"\n" + data
-            write_all(fd, data)
-            # Where the lines start, from where the write ended: a writer that does not take the
-            # lock may have appended between the fstat and the write.
-            start = os.lseek(fd, 0, os.SEEK_CUR) - lines
-            st = os.fstat(fd)  # an fsync changes neither size nor mtime
-            done = Appended(start, st.st_ino, st.st_size, st.st_mtime_ns,
-                            (pre.st_ino, pre.st_size, pre.st_mtime_ns))
-            if written is not None:
-                written(done)
-            if durable:
-                os.fdatasync(fd)
-                if size == 0:  # the file may be new: make its directory entry durable too
-                    fsync_dir(folder)
-        finally:
-            os.close(fd)
-    return done
+            try:
+                first = os.fstat(fd)
+                ends_a_line, pre = tail_state(fd, first)
+                if pre is not first and not _names(path, pre):
+                    # It waited, and the file was replaced meanwhile (renamed over by its
+                    # writer): lines appended to the old one would be lost with it.
+                    continue
+                out = data if ends_a_line else b"\n" + data
+                write_all(fd, out)
+                # Where the lines start, from where the write ended: a writer that does not
+                # take the lock may have appended between the fstat and the write.
+                end = os.lseek(fd, 0, os.SEEK_CUR)
+                start = end - lines
+                if ends_a_line and start != pre.st_size and start and os.pread(
+                        fd, 1, start - 1) != b"\n":
+                    start = _unglue(fd, data, end)
+                st = os.fstat(fd)  # an fsync changes neither size nor mtime
+                done = Appended(start, st.st_ino, st.st_size, st.st_mtime_ns,
+                                (pre.st_ino, pre.st_size, pre.st_mtime_ns))
+                if written is not None:
+                    written(done)
+                if durable:
+                    os.fdatasync(fd)
+                    if pre.st_size == 0:  # the file may be new: its directory entry too
+                        fsync_dir(folder)
+                return done
+            finally:
+                os.close(fd)
+    raise Contended(f"{path} was replaced again and again while an append waited")
+
+
+def _unglue(fd: int, data: bytes, end: int) -> int:
+    """`data` (whole lines), just written to end at `end`, follows the first part of another
+    writer's line: its JSON landed between the append's check and its write, its newline is
+    still to come (or came just after `data`). Written again one byte on, in place, behind a
+    newline: that writer's line ends there, and the newline it writes (or wrote) at `end` ends
+    ours. Returns where the lines start now; waits up to TORN_WAIT for that newline, and writes
+    it itself when none comes (the writer died mid-line)."""
+    began = end - len(data)
+    if os.pread(fd, len(data), began) != data:  # rewritten in place meanwhile: not ours to move
+        raise Contended("the file was rewritten while an append was glued to another's line")
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_APPEND)  # pwrite at an offset, not at the end
+    try:
+        moved = memoryview(b"\n" + data[:-1])
+        at = began
+        while moved:
+            n = os.pwrite(fd, moved, at)
+            moved, at = moved[n:], at + n
+    finally:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+    deadline = time.monotonic() + TORN_WAIT
+    while (after := os.pread(fd, 1, end)) != b"\n":
+        if after or time.monotonic() >= deadline:
+            break
+        time.sleep(TORN_POLL)
+    else:
+        return began + 1
+    if not after:  # no newline came: the writer died between its two writes
+        write_all(fd, b"\n")
+        if os.lseek(fd, 0, os.SEEK_CUR) == end + 1:
+            return began + 1
+    # Something else came first (a line written in more than two parts, or by a third writer):
+    # the last line is glued to it, a corrupt line, never served.
+    raise Contended("an append's last line is glued to another writer's")
 
 
 def _names(path: Path, st: os.stat_result) -> bool:

@@ -2,8 +2,8 @@
 
 Runs in a worker thread under the thread lock. Lines other than the target (corrupt ones, a torn
 tail) are copied byte for byte, but for blank lines, which are dropped: they hold nothing, and the
-Jan app's reader (0.6) fails on one and shows the whole thread empty. The result replaces the file
-atomically.
+Jan app's reader (0.6) fails on one and shows the whole thread empty. A torn tail left long ago is
+closed by a newline, as an append closes it. The result replaces the file atomically.
 """
 
 from __future__ import annotations
@@ -95,11 +95,17 @@ def rewrite_message(folder: Path, message_id: str, edit: Edit, durable: bool,
             # A writer that does not take the lock (the Jan app) may have appended meanwhile,
             # and may go on until the rename: the old file is followed (through `fd`, which
             # stays on it) until then, and just after.
-            out.append(_without_blank_lines(old[pos:] + read_rest(fd)))
+            follow = Follower(fd)
+            out.append(_without_blank_lines(old[pos:] + follow.read()))
+            if out[-1] and not out[-1].endswith(b"\n") and not follow.recent():
+                # A torn tail left long ago (its writer died mid-line) is closed, as an append
+                # would close it: copied open, the new file's fresh mtime would have the next
+                # append wait for its newline.
+                out[-1] += b"\n"
             remove_stale_temps(folder)  # left by a process that died mid-rewrite
             if noted is not None and not kept:
                 _note_deleted(folder, message_id, noted)
-            data = write_atomic(path, b"".join(out), durable, follow=Follower(fd))
+            data = write_atomic(path, b"".join(out), durable, follow=follow)
         finally:
             os.close(fd)
         stat = os.stat(path)

@@ -480,6 +480,23 @@ async def test_a_content_encoding_not_offered_is_a_415_in_the_envelope(env: Env,
     assert env.tree() == before
 
 
+@pytest.mark.parametrize("encoding", ["foo", "x-gzip", "gzip, gzip", "compress"])
+async def test_a_content_encoding_aiohttp_does_not_know_is_a_415(env: Env, encoding: str) -> None:
+    """aiohttp reads such a body as it is: a JSON body under an unknown coding made a thread."""
+    before = env.tree()
+    for pattern in BODY_ROUTES:
+        resp = await env.client.post(env.path(pattern), data=json.dumps(GOOD_BODY[pattern]),
+                                     headers={"Content-Type": "application/json",
+                                              "Content-Encoding": encoding})
+        error = await expect_error(resp, 415)
+        assert error["message"] == (f"Unsupported Content-Encoding '{encoding}': send the body "
+                                    "as it is, or in gzip or deflate.")
+    assert env.tree() == before
+    resp = await env.client.post("/v1/threads", json={},
+                                 headers={"Content-Encoding": "Identity"})
+    assert resp.status == 200
+
+
 async def test_a_header_of_tens_of_kilobytes_is_read(env: Env) -> None:
     """aiohttp's own limit (8 KiB a header) answered a large cookie in plain text."""
     resp = await env.client.get("/v1/threads", headers={"Cookie": "c=" + "a" * 40_000})

@@ -17,6 +17,7 @@ from ..store.lines import too_deep
 
 T = TypeVar("T")
 BODY_SECONDS = 60  # for the whole body: 4 MB (max_body_bytes) at ~70 KB/s
+_CODINGS = {"", "identity", "gzip", "deflate"}  # what aiohttp decodes (br, zstd: api/unparsed.py)
 
 
 async def json_body(request: web.Request, type_: type[T]) -> T:
@@ -24,6 +25,10 @@ async def json_body(request: web.Request, type_: type[T]) -> T:
     cross-site form or `text/plain` POST without a CORS preflight, and that must create nothing.
     An empty body with no Content-Type is `{}` unless a browser sent it (it carries an Origin)."""
     has_type = "Content-Type" in request.headers
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in _CODINGS:  # aiohttp reads a body in a coding it does not know as it is
+        raise UnsupportedMediaType(f"Unsupported Content-Encoding '{coding[:40]}': send the "
+                                   "body as it is, or in gzip or deflate.")
     try:
         # A body that stops arriving must not hold its connection (and a task) for ever.
         async with asyncio.timeout(BODY_SECONDS):

@@ -2,10 +2,11 @@
 Threadline): for each line, take the thread's flock, start on a fresh line, write the whole line
 with one write(2), release.
 
-    python tests/appender.py FOLDER COUNT PREFIX [--fsync]
+    python tests/appender.py FOLDER COUNT PREFIX [--fsync] [--pause SECONDS]
 
 Appends COUNT canonical message lines with ids `PREFIX0`, `PREFIX1`, ... and prints, as JSON, the
 inode of the file each line went to (to show that rewrites happened while it appended).
+`--pause` waits that long after each line, to spread the lines over a race's whole length.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ def append(folder: Path, data: bytes, durable: bool) -> int:
 def main() -> None:
     folder, count, prefix = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     durable = "--fsync" in sys.argv
-    inodes = [append(folder, line(f"{prefix}{i}", folder.name) + b"\n", durable)
-              for i in range(count)]
+    pause = float(sys.argv[sys.argv.index("--pause") + 1]) if "--pause" in sys.argv else 0.0
+    inodes = []
+    for i in range(count):
+        inodes.append(append(folder, line(f"{prefix}{i}", folder.name) + b"\n", durable))
+        time.sleep(pause)
     print(json.dumps(inodes))
 
 

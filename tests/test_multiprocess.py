@@ -77,7 +77,11 @@ async def test_two_servers_and_an_external_appender_share_one_thread(
             folder = data_dir / "threads" / thread_id
             appender = await asyncio.create_subprocess_exec(
                 sys.executable, str(APPENDER), str(folder), str(EXTERNAL_LINES), "msg_ext",
-                "--fsync", stdout=asyncio.subprocess.PIPE)
+                "--fsync", "--pause", "0.002", stdout=asyncio.subprocess.PIPE)
+
+            async def appending() -> bool:  # the race starts once the appender is under way
+                return b"msg_ext0" in (folder / "messages.jsonl").read_bytes()
+            await wait_for(appending, VISIBLE_WITHIN, "the appender's first line")
             # Meanwhile the second server rewrites the file: it edits and deletes seeded messages.
             edits = asyncio.gather(*(edit(http, servers[1].url, thread_id, mid, n % 2 == 0)
                                      for n, mid in enumerate(seeded)))
@@ -130,4 +134,4 @@ async def test_two_servers_and_an_external_appender_share_one_thread(
             f"writer_switches={runs}")
     print(line)
     record_property("counts", line)
-    assert runs >= 5, line
+    assert runs >= 3, line  # external lines on both sides of a block of the servers'

@@ -72,6 +72,7 @@ async def test_rewrites_racing_external_appends_drop_no_line(
                                                   random.Random(c))) for c in range(CLIENTS)]
         appender = await asyncio.create_subprocess_exec(
             sys.executable, str(APPENDER), str(folder), str(EXTERNAL_LINES), "msg_ext", "--fsync",
+            "--pause", "0.002",
             stdout=asyncio.subprocess.PIPE)
         try:
             out, _ = await asyncio.wait_for(appender.communicate(), 60)

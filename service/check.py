@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .index.sync import list_thread_ids
-from .store.layout import MESSAGES, THREAD_JSON
+from .store.layout import MESSAGES, THREAD_JSON, list_thread_ids
 from .store.lines import complete_end, decode_object, message_id, scan
 
 CHUNK = 4 << 20

@@ -21,8 +21,8 @@ from pathlib import Path
 from watchfiles import Change, awatch
 
 from .config import Config
-from .index.sync import Indexer, list_thread_ids
-from .store.layout import MESSAGES, THREAD_JSON, thread_id_of
+from .index.sync import Indexer
+from .store.layout import MESSAGES, THREAD_JSON, list_thread_ids, thread_id_of
 
 log = logging.getLogger(__name__)
 

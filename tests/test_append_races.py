@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
+from service.keys import INDEXER
 from service.store import files
 from service.store.files import Appended, Contended, append_lines
 from tests.jan import jan_message, jan_thread, write_thread
@@ -236,3 +237,51 @@ def test_an_appended_result_names_where_the_lines_start(tmp_path: Path) -> None:
     assert done.start == 0 and done.size == len(_ours(0) + _ours(1))
     again = append_lines(folder, _ours(2), True)
     assert again.start == done.size and again.before[1] == done.size
+
+
+async def test_a_create_moved_off_a_glued_line_is_served_at_once(
+        open_client: OpenClient, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The index may have read the glued state (one corrupt line) before the lines were moved,
+    and the move keeps the file's size; on a file system whose clock ticks coarsely its mtime
+    may stay the same too (made so here). The create is still served as soon as it returns."""
+    folder = write_thread(data_dir, "jan_1", jan_thread("jan_1"),
+                          [jan_message("jan0", "jan_1", "hi", created_ms=1717666240000)])
+    path = folder / "messages.jsonl"
+    client = await open_client()
+    real_check, real_unglue = files.tail_state, files._unglue
+
+    def check_then_jan_writes(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
+        result = real_check(fd, st)
+        if b'"jan1"' not in path.read_bytes():
+            _append_raw(path, _jan_line(1))
+        return result
+
+    def seen_glued_then_unglue(fd: int, data: bytes, end: int) -> int:
+        _append_raw(path, b"\n")  # Jan's newline, right after the create's lines
+        st = os.fstat(fd)
+        probe_glued = glued_seen.pop()
+        probe_glued()
+        moved = real_unglue(fd, data, end)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # the same tick of the clock
+        return moved
+
+    glued_seen: list[Callable[[], None]] = []
+    monkeypatch.setattr(files, "tail_state", check_then_jan_writes)
+    monkeypatch.setattr(files, "_unglue", seen_glued_then_unglue)
+    loop = asyncio.get_running_loop()
+    app = client.server.app
+    assert app is not None
+
+    def index_the_glued_file() -> None:  # in the worker thread: the loop syncs, we wait
+        asyncio.run_coroutine_threadsafe(
+            app[INDEXER].sync("jan_1"), loop).result(timeout=5)
+
+    glued_seen.append(index_the_glued_file)
+    resp = await client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "n"})
+    assert resp.status == 200
+    new_id = (await resp.json())["id"]
+    assert _ids(path) == ["jan0", "jan1", new_id]
+    got = await client.get(f"/v1/threads/jan_1/messages/{new_id}")
+    assert got.status == 200
+    listed = await (await client.get("/v1/threads/jan_1/messages?order=asc")).json()
+    assert [m["id"] for m in listed["data"]] == ["jan0", "jan1", new_id]

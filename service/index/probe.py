@@ -90,6 +90,15 @@ def _read_from(fd: int, offset: int, end: int) -> bytes:
     return b"".join(chunks)
 
 
+def same_file(a: Probe, b: Probe) -> bool:
+    """Whether two probes found the same thing (the file in the same state)."""
+    if a.kind != b.kind or a.gone != b.gone:
+        return False
+    if a.file is None or b.file is None:
+        return a.file is b.file
+    return (a.file.ino, a.file.size, a.file.mtime_ns) == (b.file.ino, b.file.size, b.file.mtime_ns)
+
+
 def _unchanged(st: FileState, old: FileState, tail: Tail) -> bool:
     """messages.jsonl is exactly as indexed: same file, nothing past the indexed end, same mtime."""
     return st.ino == old.ino and st.size == tail.end and st.mtime_ns == old.mtime_ns

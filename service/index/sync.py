@@ -12,19 +12,18 @@ import asyncio
 import contextlib
 import ctypes
 import logging
-import os
 import time
 from pathlib import Path
 
 from ..feed import Change, Feed, Kind
-from ..ids import is_thread_id
 from ..store.files import Appended, remove_leftovers
+from ..store.layout import list_thread_ids
 from ..store.lines import crc32
 from . import changes, damage
 from .build import extend
 from .catalog import GONE_KEPT, Catalog, FileState, Tail, ThreadEntry
 from .messages import CANONICAL, LARGE, MessageIndex
-from .probe import Probe, Seen, as_seen, probe
+from .probe import Probe, Seen, as_seen, probe, same_file
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +32,11 @@ SETTLE_SECONDS = 0.015
 SETTLE_TRIES = 20
 
 
-def _same_file(a: Probe, b: Probe) -> bool:
-    if a.kind != b.kind or a.gone != b.gone:
-        return False
-    if a.file is None or b.file is None:
-        return a.file is b.file
-    return (a.file.ino, a.file.size, a.file.mtime_ns) == (b.file.ino, b.file.size, b.file.mtime_ns)
-
-
 def release_memory() -> None:
     """Hand the heap the build freed (per-chunk lists of lines and ids) back to the OS: glibc
     keeps it otherwise, and the resident size after start-up would overstate the index."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def list_thread_ids(threads_dir: Path) -> list[str]:
-    try:
-        names = os.listdir(threads_dir)
-    except FileNotFoundError:
-        return []
-    return sorted(n for n in names if is_thread_id(n) and (threads_dir / n).is_dir())
 
 
 class Indexer:
@@ -172,7 +155,7 @@ class Indexer:
             await asyncio.sleep(SETTLE_SECONDS)
             again = await loop.run_in_executor(None, probe, folder, thread_id, seen, True,
                                                whole)
-            if _same_file(again, result):
+            if same_file(again, result):
                 return again
             result = again
         return result
@@ -211,7 +194,11 @@ class Indexer:
         async with self.lock(thread_id):
             if held():
                 return
-        await self.sync(thread_id)
+        entry = await self.sync(thread_id)
+        if entry is not None and not held():
+            # Moved in place off another writer's line (store/files.py) after a sync read it
+            # glued: same size, and maybe the same mtime on a coarse clock. Read whole.
+            await self.sync(thread_id, entry.messages)
 
     def apply_rewrite(self, thread_id: str, data: bytes, state: FileState) -> None:
         """Index content this process just wrote in place of messages.jsonl (no second read).

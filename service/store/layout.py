@@ -6,6 +6,7 @@ threads directory can be named through the API.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..ids import is_thread_id
@@ -34,3 +35,12 @@ def thread_id_of(threads_dir: Path, path: Path) -> str | None:
     if not rel.parts or not is_thread_id(rel.parts[0]):
         return None
     return rel.parts[0]
+
+
+def list_thread_ids(threads_dir: Path) -> list[str]:
+    """The thread folders in the threads directory (names that are no thread id are not)."""
+    try:
+        names = os.listdir(threads_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if is_thread_id(n) and (threads_dir / n).is_dir())

@@ -13,6 +13,7 @@ String work in C (a 4 MB data URL takes milliseconds), no pattern matched charac
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 from urllib.parse import quote
 
@@ -28,8 +29,9 @@ _SUB_DELIMS = "!$&'()*+,;="
 _SAFE = "-._~" + _SUB_DELIMS + ":@/?%"
 _USER_SAFE = "-._~" + _SUB_DELIMS + ":%"
 _HOST_SAFE = "-._~" + _SUB_DELIMS + "%"
-# RFC 3986's (no zone id: RFC 6874's `%25eth0` is not in the grammar validators check).
-_IP_LITERAL = re.compile(r"\[(?:[0-9A-Fa-f:.]+|[vV][0-9A-Fa-f]+\.[-._~!$&'()*+,;=:0-9A-Za-z]+)\]")
+# RFC 3986's IPvFuture (an IPv6 address is checked by `ipaddress`; no zone id: RFC 6874's
+# `%25eth0` is not in the grammar validators check).
+_IP_FUTURE = re.compile(r"[vV][0-9A-Fa-f]+\.[-._~!$&'()*+,;=:0-9A-Za-z]+")
 _C0_AND_SPACE = "".join(map(chr, range(0x21)))
 
 
@@ -65,7 +67,7 @@ def _authority(authority: str) -> str | None:
     if hostport.startswith("["):
         close = hostport.find("]") + 1
         host, port = hostport[:close], hostport[close:]
-        if not close or not _IP_LITERAL.fullmatch(host):
+        if not close or not _ip_literal(host[1:-1]):
             return None
     else:
         host, colon, digits = hostport.partition(":")
@@ -77,3 +79,16 @@ def _authority(authority: str) -> str | None:
     if port and not port[1:].isdigit() and port != ":":
         return None
     return quote(userinfo, safe=_USER_SAFE) + at + host + port
+
+
+def _ip_literal(inside: str) -> bool:
+    """What RFC 3986 takes between `[` and `]`: an IPv6 address (`[0]` is none) or IPvFuture."""
+    if _IP_FUTURE.fullmatch(inside):
+        return True
+    if "%" in inside:  # a zone id, which `ipaddress` takes and the grammar does not
+        return False
+    try:
+        ipaddress.IPv6Address(inside)
+    except ValueError:
+        return False
+    return True

@@ -18,6 +18,8 @@ from service.uris import as_uri
     ("https://example.com/a?x[]=1", "https://example.com/a?x%5B%5D=1"),
     ("https://example.com/a#frag[1]#2", "https://example.com/a#frag%5B1%5D%232"),
     ("http://user@[::1]:8080/a.png", "http://user@[::1]:8080/a.png"),
+    ("http://[::ffff:192.0.2.1]/a.png", "http://[::ffff:192.0.2.1]/a.png"),
+    ("http://[v7.a:b]/a.png", "http://[v7.a:b]/a.png"),
     ("https://bücher.de/x.png", "https://xn--bcher-kva.de/x.png"),
     ("https://x.test/%zz|", "https://x.test/%25zz%7C"),
     ("data:image/svg+xml;utf8,<svg/>", "data:image/svg+xml;utf8,%3Csvg/%3E"),
@@ -32,6 +34,7 @@ def test_urls_become_the_uris_browsers_make(url: str, uri: str) -> None:
 @pytest.mark.parametrize("url", ["", "  ", "cat.png", "/abs/cat.png", "//host/x",
                                  "http://[::1/x", "https://example.com:80:90/",
                                  "https://h:port/x", "http://[fe80::1%25eth0]/",
+                                 "https://[0]", "http://[1:2]/x", "http://[::1.2.3.04]/",
                                  "C:\\Users\\me\\cat.png", "c:/Users/me/cat.png"])
 def test_what_cannot_be_a_uri_is_refused(url: str) -> None:
     assert as_uri(url) is None

@@ -309,6 +309,58 @@ async def test_a_body_that_stops_arriving_is_a_408_that_closes_the_connection(
     assert threads["data"] == []
 
 
+async def _head_and_body(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    return head, await reader.readexactly(length)
+
+
+@pytest.mark.parametrize("expect", ["100-continue", "100-Continue "])
+async def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent(
+        limited: MakeClient, expect: str) -> None:
+    """`Expect: 100-continue` (curl sends it before a body over 1 MB): the 413 comes in place
+    of the 100, so the client never uploads the body (it came after the whole upload)."""
+    client = await limited(max_body_bytes=1024)
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"POST /v1/threads HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 5000000\r\n"
+                 b"Expect: " + expect.encode() + b"\r\n\r\n")
+    await writer.drain()
+    head, body = await _head_and_body(reader)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 413") and b"Connection: close" in head, head
+    error = json.loads(body)["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "request_too_large")
+    assert (await (await client.get("/v1/threads")).json())["data"] == []
+
+
+async def test_a_body_within_the_limit_is_asked_for_with_100_continue(
+        limited: MakeClient) -> None:
+    client = await limited(max_body_bytes=1024)
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    body = b'{"metadata": {"k": "v"}}'
+    writer.write(b"POST /v1/threads HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: %d\r\n"
+                 b"Expect: 100-continue\r\n\r\n" % len(body))
+    await writer.drain()
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(body)
+    head, answer = await _head_and_body(reader)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert json.loads(answer)["metadata"] == {"k": "v"}
+
+
+async def test_an_expectation_other_than_100_continue_is_a_417_in_the_envelope(
+        client: TestClient) -> None:
+    resp = await client.post("/v1/threads", json={}, headers={"Expect": "something-else"})
+    assert resp.status == 417
+    error = (await resp.json())["error"]
+    assert error["type"] == "invalid_request_error" and "100-continue" in error["message"]
+    assert (await (await client.get("/v1/threads")).json())["data"] == []
+
+
 async def test_a_messages_file_linked_elsewhere_is_read_but_never_written_through(
         client: TestClient, data_dir: Path, tmp_path: Path) -> None:
     """A symbolic link planted in the folder must not let API clients write into the file it

@@ -75,13 +75,14 @@ def test_a_line_begun_between_the_check_and_the_write_is_not_glued_to(
 
 
 def _glue_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                after: bytes | None) -> Path:
+                after: bytes | None, make: bool = True) -> Path:
     """A thread folder whose other writer writes its JSON just after the append's check, and
     `after` (its newline, or something else) just after the append's write."""
     folder = tmp_path / "jan_1"
-    folder.mkdir()
     path = folder / "messages.jsonl"
-    path.write_bytes(_jan_line(0) + b"\n")
+    if make:
+        folder.mkdir()
+        path.write_bytes(_jan_line(0) + b"\n")
     real_check, real_write = files.tail_state, files.write_all
 
     def check_then_jan_writes(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
@@ -109,23 +110,43 @@ def test_an_append_whose_glued_line_was_closed_right_after_is_moved_off_it(
     assert path.read_bytes()[done.start:] == _ours(0) + _ours(1)
 
 
-def test_an_append_glued_to_a_line_whose_writer_died_closes_it(
+def test_an_append_glued_to_a_line_whose_newline_never_comes_gives_up_its_first_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The JSON came, its newline never does: after the wait the append writes one itself."""
+    """The JSON came, its newline does not (its writer died, or is slower than the wait): the
+    first line stays glued to it, one corrupt line, and is reported lost; the rest is whole."""
     folder = _glue_setup(tmp_path, monkeypatch, None)
-    done = append_lines(folder, _ours(0), False)
-    path = folder / "messages.jsonl"
-    assert _ids(path) == ["jan0", "jan1", "ours0"]
-    assert path.read_bytes()[done.start:] == _ours(0)
+    done = append_lines(folder, _ours(0) + _ours(1), False)
+    lines = (folder / "messages.jsonl").read_bytes().split(b"\n")
+    assert done.lost_first
+    assert lines[1] == _jan_line(1) + _ours(0)[:-1]  # glued: not a message
+    assert json.loads(lines[2])["id"] == "ours1" and lines[3:] == [b""]
+    assert (folder / "messages.jsonl").read_bytes()[done.start:] == _ours(0) + _ours(1)
 
 
-def test_an_append_glued_to_a_line_followed_by_another_is_not_acknowledged(
+def test_an_append_glued_to_a_line_followed_by_another_gives_up_its_first_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Something other than that line's newline came right after the append (a third writer's
-    line): the append's last line cannot be made whole, so it fails (and is never served)."""
+    line): moving the lines would glue the last one to it instead. The first is given up."""
     folder = _glue_setup(tmp_path, monkeypatch, _jan_line(5) + b"\n")
-    with pytest.raises(Contended):
-        append_lines(folder, _ours(0), False)
+    done = append_lines(folder, _ours(0) + _ours(1), False)
+    lines = (folder / "messages.jsonl").read_bytes().split(b"\n")
+    assert done.lost_first
+    assert lines[1] == _jan_line(1) + _ours(0)[:-1]
+    assert [json.loads(x)["id"] for x in lines[2:4]] == ["ours1", "jan5"]
+
+
+async def test_a_create_whose_line_stays_glued_is_a_503_and_never_served(
+        open_client: OpenClient, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"),
+                 [jan_message("jan0", "jan_1", "hi", created_ms=1717666240000)])
+    client = await open_client()
+    _glue_setup(data_dir / "threads", monkeypatch, None, make=False)
+    resp = await client.post("/v1/threads/jan_1/messages", json={"role": "user", "content": "n"})
+    assert resp.status == 503
+    error = (await resp.json())["error"]
+    assert (error["type"], error["code"]) == ("server_error", "thread_busy")
+    listed = await (await client.get("/v1/threads/jan_1/messages?order=asc")).json()
+    assert [m["id"] for m in listed["data"]] == ["jan0"]
 
 
 def test_appends_racing_a_two_write_writer_never_glue(tmp_path: Path) -> None:

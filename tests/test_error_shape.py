@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from multidict import CIMultiDict
 
 from service.errors import render
 from tests.envelope import expect_error, no_message, no_thread
@@ -495,6 +496,18 @@ async def test_a_content_encoding_aiohttp_does_not_know_is_a_415(env: Env, encod
     resp = await env.client.post("/v1/threads", json={},
                                  headers={"Content-Encoding": "Identity"})
     assert resp.status == 200
+
+
+@pytest.mark.parametrize("last", ["identity", "foo", "gzip"])
+async def test_several_content_encoding_headers_are_a_415(env: Env, last: str) -> None:
+    """aiohttp heeds the last one only: `gzip` then `foo` had a gzip body read as it is."""
+    before = env.tree()
+    body = gzip.compress(json.dumps({"metadata": {"k": "v"}}).encode())
+    resp = await env.client.post("/v1/threads", data=body, headers=CIMultiDict(
+        [("Content-Type", "application/json"), ("Content-Encoding", "gzip"),
+         ("Content-Encoding", last)]))
+    await expect_error(resp, 415)
+    assert env.tree() == before
 
 
 async def test_a_header_of_tens_of_kilobytes_is_read(env: Env) -> None:

@@ -27,8 +27,11 @@ async def json_body(request: web.Request, type_: type[T]) -> T:
     cross-site form or `text/plain` POST without a CORS preflight, and that must create nothing.
     An empty body with no Content-Type is `{}` unless a browser sent it (it carries an Origin)."""
     has_type = "Content-Type" in request.headers
-    coding = request.headers.get("Content-Encoding", "").strip().lower()
-    if coding not in _CODINGS:  # aiohttp reads a body in a coding it does not know as it is
+    codings = request.headers.getall(hdrs.CONTENT_ENCODING, ())
+    if codings and (len(codings) > 1 or codings[0].strip().lower() not in _CODINGS):
+        # aiohttp reads a body in a coding it does not know as it is, and of several headers
+        # it heeds the last one only.
+        coding = ", ".join(codings)
         raise UnsupportedMediaType(f"Unsupported Content-Encoding '{coding[:40]}': send the "
                                    "body as it is, or in gzip or deflate.")
     try:

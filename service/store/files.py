@@ -119,6 +119,9 @@ class Appended(NamedTuple):
     size: int
     mtime_ns: int
     before: tuple[int, int, int]  # (ino, size, mtime_ns) just before the write
+    # The first line, when another writer's line begun before it never ended: glued to it, in
+    # one corrupt line, never served. The others are whole (from `start` + its length + 1).
+    lost_first: bool = False
 
 
 def tail_state(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
@@ -143,8 +146,9 @@ _REOPENS = 5  # times an append opens the file again when it was replaced while 
 
 
 class Contended(Exception):
-    """The append could not be made whole: the file kept being replaced while it waited, or its
-    lines were glued to another writer's and could not be moved off it. Not acknowledged."""
+    """The append could not be made whole: the file kept being replaced while it waited, or
+    it was rewritten in place under it, or its first line stayed glued to another writer's
+    (`Appended.lost_first`). Not acknowledged."""
 
 
 def append_lines(folder: Path, data: bytes, durable: bool,
@@ -156,7 +160,8 @@ def append_lines(folder: Path, data: bytes, durable: bool,
 
     A writer that takes no lock may start a line between the check of the file's end and the
     write (a Jan-style writer: the JSON, then the newline in a write of its own); the lines just
-    written are then moved off it (`_unglue`). A file replaced while the append waited is opened
+    written are then moved off it once its newline comes (`_unglue`), or, if none comes, the
+    first of them is given up (`lost_first`). A file replaced while the append waited is opened
     again.
 
     `written` is told as soon as the lines are in the file, before the fsync: from then on every
@@ -181,13 +186,14 @@ def append_lines(folder: Path, data: bytes, durable: bool,
                 # Where the lines start, from where the write ended: a writer that does not
                 # take the lock may have appended between the fstat and the write.
                 end = os.lseek(fd, 0, os.SEEK_CUR)
-                start = end - lines
+                start, lost_first = end - lines, False
                 if ends_a_line and start != pre.st_size and start and os.pread(
                         fd, 1, start - 1) != b"\n":
-                    start = _unglue(fd, data, end)
+                    moved = _unglue(fd, data, end)
+                    start, lost_first = (start, True) if moved is None else (moved, False)
                 st = os.fstat(fd)  # an fsync changes neither size nor mtime
                 done = Appended(start, st.st_ino, st.st_size, st.st_mtime_ns,
-                                (pre.st_ino, pre.st_size, pre.st_mtime_ns))
+                                (pre.st_ino, pre.st_size, pre.st_mtime_ns), lost_first)
                 if written is not None:
                     written(done)
                 if durable:
@@ -200,40 +206,38 @@ def append_lines(folder: Path, data: bytes, durable: bool,
     raise Contended(f"{path} was replaced again and again while an append waited")
 
 
-def _unglue(fd: int, data: bytes, end: int) -> int:
+def _unglue(fd: int, data: bytes, end: int) -> int | None:
     """`data` (whole lines), just written to end at `end`, follows the first part of another
-    writer's line: its JSON landed between the append's check and its write, its newline is
-    still to come (or came just after `data`). Written again one byte on, in place, behind a
-    newline: that writer's line ends there, and the newline it writes (or wrote) at `end` ends
-    ours. Returns where the lines start now; waits up to TORN_WAIT for that newline, and writes
-    it itself when none comes (the writer died mid-line)."""
+    writer's line: its JSON landed between the append's check and its write, and its newline
+    is still to come (a Jan-style writer). Once that newline has landed at `end`, `data` is
+    written again one byte on, in place, behind a newline: both writers' lines whole. Returns
+    where the lines start now; None when no newline came within TORN_WAIT, or something else
+    did (a third writer): the first line stays glued (a corrupt line), the others are whole."""
     began = end - len(data)
-    if os.pread(fd, len(data), began) != data:  # rewritten in place meanwhile: not ours to move
-        raise Contended("the file was rewritten while an append was glued to another's line")
+    deadline = time.monotonic() + TORN_WAIT
+    while not (after := os.pread(fd, 1, end)) and time.monotonic() < deadline:
+        time.sleep(TORN_POLL)
+    if after != b"\n":
+        return None
+    moved = b"\n" + data
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_APPEND)  # pwrite at an offset, not at the end
     try:
-        moved = memoryview(b"\n" + data[:-1])
-        at = began
-        while moved:
-            n = os.pwrite(fd, moved, at)
-            moved, at = moved[n:], at + n
+        # Only over our own bytes and that newline: a program that rewrote the file in place
+        # meanwhile left something else there (a window of microseconds remains).
+        if os.pread(fd, len(moved), began) != data + b"\n":
+            raise Contended("the file was rewritten in place under an append")
+        view, at = memoryview(moved), began
+        while view:
+            n = os.pwrite(fd, view, at)
+            view, at = view[n:], at + n
     finally:
         fcntl.fcntl(fd, fcntl.F_SETFL, flags)
-    deadline = time.monotonic() + TORN_WAIT
-    while (after := os.pread(fd, 1, end)) != b"\n":
-        if after or time.monotonic() >= deadline:
-            break
-        time.sleep(TORN_POLL)
-    else:
-        return began + 1
-    if not after:  # no newline came: the writer died between its two writes
-        write_all(fd, b"\n")
-        if os.lseek(fd, 0, os.SEEK_CUR) == end + 1:
-            return began + 1
-    # Something else came first (a line written in more than two parts, or by a third writer):
-    # the last line is glued to it, a corrupt line, never served.
-    raise Contended("an append's last line is glued to another writer's")
+    # Same size as before the move; on a coarse clock maybe the same mtime: moved on, so every
+    # reader that indexed the file in between (another process too) reads it again.
+    st = os.fstat(fd)
+    os.utime(fd, ns=(st.st_atime_ns, max(time.time_ns(), st.st_mtime_ns + 1)))
+    return began + 1
 
 
 def _names(path: Path, st: os.stat_result) -> bool:

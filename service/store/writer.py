@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from .files import Appended, append_lines
+from .files import Appended, Contended, append_lines
 
 T = TypeVar("T")
 
@@ -112,9 +112,13 @@ class ThreadWriter:
                 raise
             return
         start = done.start
-        for line, fut in batch:
+        for n, (line, fut) in enumerate(batch):
             if not fut.done():
-                fut.set_result(start)
+                if n == 0 and done.lost_first:  # glued to another writer's line: never served
+                    fut.set_exception(Contended("an append's first line is glued to another "
+                                                "writer's"))
+                else:
+                    fut.set_result(start)
             start += len(line) + 1
 
     async def exclusive(self, fn: Callable[[], T]) -> T:

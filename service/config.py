@@ -33,13 +33,18 @@ class ConfigError(ValueError):
     """A setting is unknown or has a bad value; the message names it."""
 
 
+# A key a client can send as `Authorization: Bearer <key>`: an empty one (or one with spaces)
+# would start a server no request can authenticate to.
+ApiKey = Annotated[str, Meta(min_length=1, pattern=r"^\S+$")]
+
+
 class Config(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Every Threadline setting with its built-in default."""
 
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 1337
-    api_keys: tuple[str, ...] = ()
+    api_keys: tuple[ApiKey, ...] = ()
     allow_unauthenticated_remote: bool = False
     cors_origins: tuple[CorsOrigin, ...] = ()
     fsync: FsyncPolicy = "always"

@@ -55,11 +55,18 @@ LIST_PARAMS = (
     _q("after", "An id: the page starts after it."),
     _q("before", "An id: the page ends before it."),
 )
-RESUME = (
-    Param("Last-Event-ID", "Resume after this event id (sent by EventSource on reconnect).",
-          {"type": "string", "pattern": "^[0-9]{1,18}$"}, "header"),
-    _q("last_event_id", "Same as the Last-Event-ID header.", pattern="^[0-9]{1,18}$"),
-)
+
+
+def _resume(pattern: str) -> tuple[Param, Param]:
+    return (Param("Last-Event-ID", "Resume after this event id (sent by EventSource on "
+                  "reconnect).", {"type": "string", "pattern": pattern}, "header"),
+            _q("last_event_id", "Same as the Last-Event-ID header.", pattern=pattern))
+
+
+RESUME = _resume("^[0-9]{1,18}$")
+# A thread stream's replay of messages older than the journal sends position ids too:
+# `0:<message id>`.
+THREAD_RESUME = _resume("^(?:[0-9]{1,18}|0:.+)$")
 SSE_DESCRIPTION = (
     "Server-sent events: `thread.created`, `thread.updated`, `thread.deleted`, "
     "`thread.message.created`, `thread.message.updated`, `thread.message.deleted`; each `data:` is "
@@ -107,7 +114,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", MP + "/files/{file_id}"): Operation("Retrieve a message file", None, MessageFile,
         operation_id="getMessageFile"),
     ("GET", TP + "/events"): Operation(
-        "Stream a thread's events", params=(*RESUME, _q("after", "Start after this message id.")),
+        "Stream a thread's events",
+        params=(*THREAD_RESUME, _q("after", "Start after this message id.")),
         content_type="text/event-stream"),
     ("GET", "/v1/events"): Operation("Stream every thread's events", params=RESUME,
                                      content_type="text/event-stream"),

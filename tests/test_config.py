@@ -3,6 +3,7 @@ the non-loopback guard, and docs that list every setting with its true default."
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -118,6 +119,20 @@ def test_error_does_not_echo_an_api_key_value() -> None:
     with pytest.raises(ConfigError) as info:
         load({"api_keys": [12345678]}, environ={})
     assert "12345678" not in str(info.value)
+
+
+@pytest.mark.parametrize("where", ["flag", "file", "env"])
+@pytest.mark.parametrize("key", ["", "two words", "tab\tkey"])
+def test_a_key_no_client_could_send_is_refused(tmp_path: Path, where: str, key: str) -> None:
+    """An empty key (or one with spaces) started a server to which nothing could authenticate."""
+    with pytest.raises(ConfigError, match="invalid value for setting 'api_keys'") as info:
+        if where == "flag":
+            load({"api_keys": [key]}, environ={})
+        elif where == "file":
+            load({}, environ={}, config_file=write_toml(tmp_path, f"api_keys = [{json.dumps(key)}]"))
+        else:  # the environment drops empty items of its comma list: a key with a space
+            load({}, environ={"THREADLINE_API_KEYS": key or "a b"})
+    assert "two words" not in str(info.value)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.com"])

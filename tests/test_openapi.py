@@ -66,6 +66,30 @@ async def test_event_streams_are_described_as_text_event_stream(client: TestClie
         assert any(p["name"] == "Last-Event-ID" and p["in"] == "header" for p in op["parameters"])
 
 
+async def test_resume_ids_the_streams_send_are_the_ones_the_document_allows(
+        client: TestClient) -> None:
+    """A thread stream replays messages older than the journal with position ids
+    (`0:<message id>`) and takes them back; the all-threads stream sends journal ids only."""
+    doc = await document(client)
+
+    def patterns(path: str) -> set[str]:
+        return {p["schema"]["pattern"] for p in doc["paths"][path]["get"]["parameters"]
+                if p["name"] in ("Last-Event-ID", "last_event_id")}
+
+    for pattern in patterns("/v1/threads/{thread_id}/events"):
+        assert all(re.fullmatch(pattern, i) for i in ("0:old2", "0:msg_abc", "14493")), pattern
+        assert not re.fullmatch(pattern, "0:") and not re.fullmatch(pattern, "x1")
+    for pattern in patterns("/v1/events"):
+        assert re.fullmatch(pattern, "14493") and not re.fullmatch(pattern, "0:old2")
+    thread = await (await client.post("/v1/threads", json={})).json()
+    resp = await client.get(f"/v1/threads/{thread['id']}/events",
+                            headers={"Last-Event-ID": "0:old2"})
+    assert resp.status == 200  # taken (an id no longer there: the stream starts at the end)
+    resp.close()
+    resp = await client.get("/v1/events", headers={"Last-Event-ID": "0:old2"})
+    assert resp.status == 400
+
+
 async def test_request_schemas_are_the_handlers_models(client: TestClient) -> None:
     doc = await document(client)
     body = doc["paths"]["/v1/threads/{thread_id}/messages"]["post"]["requestBody"]

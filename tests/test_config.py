@@ -129,7 +129,8 @@ def test_a_key_no_client_could_send_is_refused(tmp_path: Path, where: str, key: 
         if where == "flag":
             load({"api_keys": [key]}, environ={})
         elif where == "file":
-            load({}, environ={}, config_file=write_toml(tmp_path, f"api_keys = [{json.dumps(key)}]"))
+            toml = write_toml(tmp_path, f"api_keys = [{json.dumps(key)}]")
+            load({}, environ={}, config_file=toml)
         else:  # the environment drops empty items of its comma list: a key with a space
             load({}, environ={"THREADLINE_API_KEYS": key or "a b"})
     assert "two words" not in str(info.value)

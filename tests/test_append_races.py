@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -133,6 +134,45 @@ def test_an_append_glued_to_a_line_followed_by_another_gives_up_its_first_line(
     assert done.lost_first
     assert lines[1] == _jan_line(1) + _ours(0)[:-1]
     assert [json.loads(x)["id"] for x in lines[2:4]] == ["ours1", "jan5"]
+
+
+def test_lines_moved_in_a_file_owned_by_another_user_are_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a file's owner may set its mtime to a given time (the server in its container runs
+    as another user than the Jan app): "now" is the fallback, and the append stands."""
+    folder = _glue_setup(tmp_path, monkeypatch, b"\n")
+    real_utime = os.utime
+    refused: list[int] = []
+
+    def as_another_user(target: Any, times: Any = None, *, ns: Any = None, **kw: Any) -> None:
+        if ns is not None:
+            refused.append(1)
+            raise PermissionError(1, "Operation not permitted")
+        real_utime(target, times, **kw)
+
+    monkeypatch.setattr(os, "utime", as_another_user)
+    done = append_lines(folder, _ours(0), False)
+    assert refused and _ids(folder / "messages.jsonl") == ["jan0", "jan1", "ours0"]
+    assert (folder / "messages.jsonl").read_bytes()[done.start:] == _ours(0)
+
+
+def test_a_batch_whose_other_lines_were_written_over_is_not_acknowledged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first line stays glued, and a program rewriting the file in place wrote over the
+    rest: none of the batch is acknowledged (they were, at offsets holding other bytes)."""
+    folder = _glue_setup(tmp_path, monkeypatch, None)
+    path = folder / "messages.jsonl"
+    real_write = files.write_all
+
+    def then_rewritten_in_place(fd: int, data: bytes) -> None:
+        real_write(fd, data)
+        other = os.open(path, os.O_WRONLY)
+        os.pwrite(other, b"x" * 10, os.fstat(other).st_size - 10)  # over the batch's last line
+        os.close(other)
+
+    monkeypatch.setattr(files, "write_all", then_rewritten_in_place)
+    with pytest.raises(Contended):
+        append_lines(folder, _ours(0) + _ours(1), False)
 
 
 async def test_a_create_whose_line_stays_glued_is_a_503_and_never_served(

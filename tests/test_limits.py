@@ -8,6 +8,7 @@ import errno
 import gzip
 import json
 import os
+import re
 import threading
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -359,6 +360,43 @@ async def test_an_expectation_other_than_100_continue_is_a_417_in_the_envelope(
     error = (await resp.json())["error"]
     assert error["type"] == "invalid_request_error" and "100-continue" in error["message"]
     assert (await (await client.get("/v1/threads")).json())["data"] == []
+
+
+async def _expecting(client: TestClient, head: bytes) -> tuple[bytes, dict[str, Any]]:
+    """Send a request head with `Expect: 100-continue` and a 5 MB body declared, no body."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(head + b"Content-Type: application/json\r\nContent-Length: 5000000\r\n"
+                 b"Expect: 100-continue\r\n\r\n")
+    await writer.drain()
+    answer, body = await _head_and_body(reader)
+    writer.close()
+    return answer, json.loads(body)["error"]
+
+
+async def test_an_expecting_request_meets_the_key_check_first(limited: MakeClient) -> None:
+    """The Expect handler runs before the route's handler: without the key a client is told
+    401 (not 413, and not 100 to upload its body first); every answer has its request id and
+    is counted."""
+    client = await limited(max_body_bytes=1024, api_keys=("sekret",))
+    post = b"POST /v1/threads HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head, error = await _expecting(client, post)
+    assert head.startswith(b"HTTP/1.1 401") and b"X-Request-Id: req_" in head, head
+    assert error["code"] == "invalid_api_key"
+    head, error = await _expecting(client, post + b"Authorization: Bearer sekret\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and b"X-Request-Id: req_" in head, head
+    head, error = await _expecting(client, b"POST /v1/nope HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                   b"Authorization: Bearer sekret\r\n")
+    assert head.startswith(b"HTTP/1.1 404"), head
+    metrics = await (await client.get("/metrics")).text()
+    for status in ("401", "413", "404"):
+        pattern = r'threadline_http_requests_total\{[^}]*status="' + status + r'"[^}]*\} 1'
+        assert re.search(pattern, metrics), status
+
+
+async def test_an_expecting_request_meets_the_host_check_first(client: TestClient) -> None:
+    head, error = await _expecting(client, b"POST /v1/threads HTTP/1.1\r\n"
+                                   b"Host: evil.example\r\n")
+    assert head.startswith(b"HTTP/1.1 403") and error["type"] == "invalid_request_error", head
 
 
 async def test_a_messages_file_linked_elsewhere_is_read_but_never_written_through(

@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 from multidict import istr
@@ -24,6 +24,7 @@ from ..metrics import Metrics
 from .auth import key_check
 from .cors import preflight
 from .hosts import host_guard
+from .request import expect_continue
 
 CLIENT_CLOSED = 499  # nginx's code for a request the client abandoned
 UNMATCHED = "unmatched"  # the metrics label of requests that matched no route
@@ -98,6 +99,33 @@ class Gate:
                 observe(request.method, status, clock() - started)
         gated.__wrapped__ = handler  # type: ignore[attr-defined]  # what it gates (openapi.py)
         return gated
+
+    def expect(self, route: str) -> Callable[[web.Request], Awaitable[web.Response | None]]:
+        """aiohttp's handler of a request's `Expect` header for `route`. It runs before the
+        route's handler (and so before `gated`): the same checks run here first, so a client
+        that may not send its body (no key, a foreign Host, a body over the limit, another
+        expectation) is told so before it uploads anything; counted, with a request id."""
+        observe = self.metrics.requests.observer(route)
+        check = self.check
+        clock = time.perf_counter
+        new_id = self.request_id
+
+        async def expect(request: web.Request) -> web.Response | None:
+            started = clock()
+            try:
+                if check is not None:
+                    check(request)
+                if route == UNMATCHED:
+                    await unmatched(request)  # a 404 or 405, whatever body it declares
+                await expect_continue(request)
+            except Exception as exc:
+                response = render(exc)
+                response.headers[REQUEST_ID] = new_id()
+                response.force_close()  # the body it declared, if it comes, is not read
+                observe(request.method, response.status, clock() - started)
+                return response
+            return None
+        return expect
 
 
 def unanswered(route: web.AbstractRoute) -> bool:

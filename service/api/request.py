@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import hdrs, web
 from aiohttp.web_urldispatcher import _default_expect_handler
 
-from ..errors import InvalidRequest, RequestTimeout, UnsupportedMediaType, render
+from ..errors import InvalidRequest, RequestTimeout, UnsupportedMediaType
 from ..index.paging import Order
 from ..keys import CONFIG
 from ..requests import REQUEST_DECODERS
@@ -68,20 +68,18 @@ async def json_body(request: web.Request, type_: type[T]) -> T:
         raise
 
 
-async def expect(request: web.Request) -> web.Response | None:
+async def expect_continue(request: web.Request) -> None:
     """`Expect: 100-continue` (curl sends it before a body over 1 MB): a body declared larger
     than the limit is refused before the client sends it (aiohttp's own handler says 100, and
-    the 413 came after the whole upload); any other expectation is a 417, in the envelope."""
+    the 413 came after the whole upload); any other expectation is a 417. Raises the refusal;
+    else says 100 Continue. Called by the gate (api/gate.py), after its checks."""
     if request.headers.get(hdrs.EXPECT, "").strip().lower() != "100-continue":
-        return render(web.HTTPExpectationFailed(
-            reason="Unsupported Expect header: only 100-continue is."))
+        raise web.HTTPExpectationFailed(reason="Unsupported Expect header: only 100-continue "
+                                        "is.")
     limit = request.app[CONFIG].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        response = render(web.HTTPRequestEntityTooLarge(limit, request.content_length))
-        response.force_close()  # the body it declared will not be read
-        return response
+        raise web.HTTPRequestEntityTooLarge(limit, request.content_length)
     await _default_expect_handler(request)
-    return None
 
 
 def _parses(body: bytes) -> bool:

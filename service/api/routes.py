@@ -10,7 +10,6 @@ from . import health, messages, sse, summaries, threads
 from .dispatch import fast_resolve
 from .gate import UNMATCHED, Gate, unmatched
 from .metrics import metrics_handler
-from .request import expect
 from .ui import ui_routes
 
 T = "/v1/threads/{thread_id}"
@@ -49,13 +48,14 @@ def setup_routes(app: web.Application) -> None:
         label = UNMATCHED if handler is unmatched else path
         if method == hdrs.METH_GET:
             gets[path] = app.router.add_get(path, gate(label, handler),  # and HEAD
-                                            expect_handler=expect)
+                                            expect_handler=gate.expect(label))
         else:
-            app.router.add_route(method, path, gate(label, handler), expect_handler=expect)
+            app.router.add_route(method, path, gate(label, handler),
+                                 expect_handler=gate.expect(label))
     # The two hot GETs are matched without the router's walk (api/dispatch.py): a route added
     # under `/v1/threads/{thread_id}/messages/...` with a fixed segment where a message id goes
     # must be matched there too, or it would be answered as a message get.
     fast_resolve(app.router, gets[M], gets[T + "/messages"])
     # Last: what no route above matched (any method, any path) gets its 404/405 envelope here.
     app.router.add_route(hdrs.METH_ANY, "/{path:.*}", gate(UNMATCHED, unmatched),
-                         expect_handler=expect)
+                         expect_handler=gate.expect(UNMATCHED))

@@ -38,6 +38,17 @@ async def test_preflight_from_allowed_origin_is_answered(make_client: MakeClient
     assert int(resp.headers["Access-Control-Max-Age"]) > 0
 
 
+async def test_a_preflight_with_an_expect_header_is_answered_as_one(
+        make_client: MakeClient) -> None:
+    """The Expect handler runs before the route's handler: it leaves a preflight to the gate
+    (it answered the catch-all route's 405)."""
+    client = await make_client(cors_origins=(APP_ORIGIN,), api_keys=("k",))
+    resp = await client.options("/v1/threads", headers={**preflight(APP_ORIGIN),
+                                                        "Expect": "100-continue"})
+    assert resp.status == 204
+    assert resp.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+
+
 async def test_preflight_without_requested_headers_still_allows_authorization(
         make_client: MakeClient) -> None:
     client = await make_client(cors_origins=(APP_ORIGIN,))

@@ -6,11 +6,12 @@ glued to another writer's, and an append that cannot be made whole is not acknow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service.keys import INDEXER
-from service.store import files
-from service.store.files import Appended, Contended, append_lines
+from service.store import append as store_append
+from service.store.append import Appended, Contended, append_lines
 from tests.jan import jan_message, jan_thread, write_thread
 
 OpenClient = Callable[..., Awaitable[TestClient]]
@@ -57,7 +58,7 @@ def test_a_line_begun_between_the_check_and_the_write_is_not_glued_to(
     folder.mkdir()
     path = folder / "messages.jsonl"
     path.write_bytes(_jan_line(0) + b"\n")
-    real = files.tail_state
+    real = store_append.tail_state
     timers: list[threading.Timer] = []
 
     def check_then_jan_writes(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
@@ -68,7 +69,7 @@ def test_a_line_begun_between_the_check_and_the_write_is_not_glued_to(
             timers[0].start()
         return result
 
-    monkeypatch.setattr(files, "tail_state", check_then_jan_writes)
+    monkeypatch.setattr(store_append, "tail_state", check_then_jan_writes)
     done = append_lines(folder, _ours(0), False)
     timers[0].join()
     assert _ids(path) == ["jan0", "jan1", "ours0"]
@@ -84,7 +85,7 @@ def _glue_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     if make:
         folder.mkdir()
         path.write_bytes(_jan_line(0) + b"\n")
-    real_check, real_write = files.tail_state, files.write_all
+    real_check, real_write = store_append.tail_state, store_append.write_all
 
     def check_then_jan_writes(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
         result = real_check(fd, st)
@@ -97,8 +98,8 @@ def _glue_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         if after is not None and data != b"\n":
             _append_raw(path, after)
 
-    monkeypatch.setattr(files, "tail_state", check_then_jan_writes)
-    monkeypatch.setattr(files, "write_all", write_then)
+    monkeypatch.setattr(store_append, "tail_state", check_then_jan_writes)
+    monkeypatch.setattr(store_append, "write_all", write_then)
     return folder
 
 
@@ -162,7 +163,7 @@ def test_a_batch_whose_other_lines_were_written_over_is_not_acknowledged(
     rest: none of the batch is acknowledged (they were, at offsets holding other bytes)."""
     folder = _glue_setup(tmp_path, monkeypatch, None)
     path = folder / "messages.jsonl"
-    real_write = files.write_all
+    real_write = store_append.write_all
 
     def then_rewritten_in_place(fd: int, data: bytes) -> None:
         real_write(fd, data)
@@ -170,7 +171,7 @@ def test_a_batch_whose_other_lines_were_written_over_is_not_acknowledged(
         os.pwrite(other, b"x" * 10, os.fstat(other).st_size - 10)  # over the batch's last line
         os.close(other)
 
-    monkeypatch.setattr(files, "write_all", then_rewritten_in_place)
+    monkeypatch.setattr(store_append, "write_all", then_rewritten_in_place)
     with pytest.raises(Contended):
         append_lines(folder, _ours(0) + _ours(1), False)
 
@@ -232,13 +233,10 @@ def test_appends_racing_a_two_write_writer_never_glue(tmp_path: Path) -> None:
     assert len(acked) > 100 and busy <= len(acked) // 100
 
 
-def test_an_append_to_a_file_replaced_again_and_again_fails(tmp_path: Path) -> None:
-    """Each wait for the newline of a fresh torn line sees the file renamed over by another:
-    after its last attempt the append fails instead of writing into a replaced file."""
-    folder = tmp_path / "jan_1"
-    folder.mkdir()
-    path = folder / "messages.jsonl"
-    path.write_bytes(_jan_line(0) + b"\n" + _jan_line(1)[:20])
+@contextlib.contextmanager
+def _replaced_again_and_again(folder: Path) -> Iterator[None]:
+    """Another program renames a new file over messages.jsonl every 20 ms, each ending in a
+    fresh torn line (so every append waits for its newline, and sees the file replaced)."""
     stop = threading.Event()
 
     def replace_again_and_again() -> None:
@@ -246,17 +244,27 @@ def test_an_append_to_a_file_replaced_again_and_again_fails(tmp_path: Path) -> N
         while not stop.wait(0.02):
             tmp = folder / f"new{n}.tmp"
             tmp.write_bytes(_jan_line(0) + b"\n" + _jan_line(1)[:20])
-            os.replace(tmp, path)
+            os.replace(tmp, folder / "messages.jsonl")
             n += 1
 
     replacer = threading.Thread(target=replace_again_and_again)
     replacer.start()
     try:
-        with pytest.raises(Contended):
-            append_lines(folder, _ours(0), False)
+        yield
     finally:
         stop.set()
         replacer.join()
+
+
+def test_an_append_to_a_file_replaced_again_and_again_fails(tmp_path: Path) -> None:
+    """Each wait for the newline of a fresh torn line sees the file renamed over by another:
+    after its last attempt the append fails instead of writing into a replaced file."""
+    folder = tmp_path / "jan_1"
+    folder.mkdir()
+    path = folder / "messages.jsonl"
+    path.write_bytes(_jan_line(0) + b"\n" + _jan_line(1)[:20])
+    with _replaced_again_and_again(folder), pytest.raises(Contended):
+        append_lines(folder, _ours(0), False)
     assert b"ours0" not in path.read_bytes()
 
 
@@ -266,25 +274,10 @@ async def test_a_create_that_cannot_be_written_whole_is_a_503(
                           [jan_message("m0", "jan_1", "hi", created_ms=1717666240000)])
     path = folder / "messages.jsonl"
     client = await open_client()
-    stop = threading.Event()
-
-    def replace_again_and_again() -> None:
-        n = 0
-        while not stop.wait(0.02):
-            tmp = folder / f"new{n}.tmp"
-            tmp.write_bytes(_jan_line(0) + b"\n" + _jan_line(1)[:20])
-            os.replace(tmp, path)
-            n += 1
-
-    replacer = threading.Thread(target=replace_again_and_again)
-    replacer.start()
-    try:
+    with _replaced_again_and_again(folder):
         await asyncio.sleep(0.05)  # replaced at least once: the file ends in a fresh torn line
         resp = await client.post("/v1/threads/jan_1/messages",
                                  json={"role": "user", "content": "n"})
-    finally:
-        stop.set()
-        replacer.join()
     assert resp.status == 503
     error = (await resp.json())["error"]
     assert (error["type"], error["code"]) == ("server_error", "thread_busy")
@@ -309,7 +302,7 @@ async def test_a_create_moved_off_a_glued_line_is_served_at_once(
                           [jan_message("jan0", "jan_1", "hi", created_ms=1717666240000)])
     path = folder / "messages.jsonl"
     client = await open_client()
-    real_check, real_unglue = files.tail_state, files._unglue
+    real_check, real_unglue = store_append.tail_state, store_append._unglue
 
     def check_then_jan_writes(fd: int, st: os.stat_result) -> tuple[bool, os.stat_result]:
         result = real_check(fd, st)
@@ -327,8 +320,8 @@ async def test_a_create_moved_off_a_glued_line_is_served_at_once(
         return moved
 
     glued_seen: list[Callable[[], None]] = []
-    monkeypatch.setattr(files, "tail_state", check_then_jan_writes)
-    monkeypatch.setattr(files, "_unglue", seen_glued_then_unglue)
+    monkeypatch.setattr(store_append, "tail_state", check_then_jan_writes)
+    monkeypatch.setattr(store_append, "_unglue", seen_glued_then_unglue)
     loop = asyncio.get_running_loop()
     app = client.server.app
     assert app is not None

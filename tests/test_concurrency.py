@@ -20,7 +20,7 @@ N = 200
 VIA_APPEND_LINES = """
 import json, sys
 from pathlib import Path
-from service.store.files import append_lines
+from service.store.append import append_lines
 folder, n = Path(sys.argv[1]), int(sys.argv[2])
 print("ready", flush=True)
 sys.stdin.readline()

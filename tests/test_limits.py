@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from service.api import request as request_module
 from service.store import writer as writer_module
-from service.store.files import Appended, append_lines
+from service.store.append import Appended, append_lines
 from service.store.writer import ThreadWriter
 from tests.envelope import expect_error
 from tests.jan import jan_message

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from ..feed import Change, Feed, Kind
-from ..store.files import Appended, remove_leftovers
+from ..store.append import Appended
+from ..store.files import remove_leftovers
 from ..store.layout import list_thread_ids
 from ..store.lines import crc32
 from . import changes, damage
@@ -196,7 +197,7 @@ class Indexer:
                 return
         entry = await self.sync(thread_id)
         if entry is not None and not held():
-            # Moved in place off another writer's line (store/files.py) after a sync read it
+            # Moved in place off another writer's line (store/append.py) after a sync read it
             # glued: same size, and maybe the same mtime on a coarse clock. Read whole.
             await self.sync(thread_id, entry.messages)
 

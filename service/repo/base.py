@@ -27,7 +27,8 @@ from ..index.reader import Stale, check_current
 from ..index.sync import Indexer
 from ..models import Message, encoder
 from ..requests import CreateMessage, output_content
-from ..store.files import Contended, NotAFile
+from ..store.append import Contended
+from ..store.files import NotAFile
 from ..store.resident import NotResident, Reader, attempt
 from ..store.threadjson import pin_created
 from ..store.writer import ThreadWriter

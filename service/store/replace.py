@@ -14,18 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .files import (
-    TORN_POLL,
-    TORN_RECENT_NS,
-    TORN_WAIT,
-    NotAFile,
-    fsync_dir,
-    open_file,
-    read_file,
-    read_rest,
-    tail_state,
-    write_all,
-)
+from .append import TORN_POLL, TORN_RECENT_NS, TORN_WAIT, tail_state
+from .files import NotAFile, fsync_dir, open_file, read_file, read_rest, write_all
 from .layout import MESSAGES, THREAD_JSON
 
 log = logging.getLogger(__name__)
@@ -73,8 +63,8 @@ class Follower:
         writing, the rest of that line: a `write(2)` becomes visible a page at a time, so a read
         may take the first part of one in progress, whose rest would land in the replaced file
         (lost) and the line be cut short in the new one. Waits up to TORN_WAIT for the newline,
-        as an append does (`files.tail_state`), once: a line still unfinished then (its writer died,
-        or writes it in parts) is copied as it stands, and not waited for again."""
+        as an append does (`append.tail_state`), once: a line still unfinished then (its writer
+        died, or writes it in parts) is copied as it stands, and not waited for again."""
         more = self.read()
         last = more or copied
         if not last or last.endswith(b"\n") or self.stalled or not (more or self.recent()):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from .files import Appended, Contended, append_lines
+from .append import Appended, Contended, append_lines
 
 T = TypeVar("T")
 

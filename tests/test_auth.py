@@ -95,7 +95,8 @@ async def test_sdk_works_with_a_key_and_raises_authentication_error_without(
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:1337", "192.168.1.20:1337",
-                                  "127.0.0.1.evil.example"])
+                                  "127.0.0.1.evil.example", "localhost.evil.example",
+                                  "[::ffff:192.168.1.20]:1337", "localhost..", "0.0.0.1"])
 async def test_without_keys_a_rebound_host_name_is_refused_and_nothing_created(
         make_client: MakeClient, host: str) -> None:
     """DNS rebinding: a web page that points its own name at 127.0.0.1 must get nothing."""
@@ -108,7 +109,10 @@ async def test_without_keys_a_rebound_host_name_is_refused_and_nothing_created(
     assert listed["data"] == []
 
 
-@pytest.mark.parametrize("host", ["localhost:1337", "127.0.0.1", "[::1]:1337", "LOCALHOST"])
+@pytest.mark.parametrize("host", ["localhost:1337", "127.0.0.1", "[::1]:1337", "LOCALHOST",
+                                  # addresses, which no page can rebind, in any loopback spelling
+                                  "0.0.0.0:1337", "127.0.0.2", "[::ffff:127.0.0.1]:1337", "[::]",
+                                  "localhost.:1337", "app.localhost."])
 async def test_without_keys_loopback_host_names_are_served(make_client: MakeClient,
                                                             host: str) -> None:
     client = await make_client()

@@ -4,11 +4,14 @@ With no API key (the loopback default), any web page the user opens can try to r
 same-origin policy keeps other sites out, unless a page rebinds its own domain name to 127.0.0.1:
 then the browser treats the API as that site's and lets it read everything. The Host header still
 carries the page's domain, so a keyless server answers only requests addressed to a loopback name
-(or the configured host).
+(or the configured host). A loopback address is one in any spelling (all of 127.0.0.0/8, IPv4 in
+IPv6, `0.0.0.0`, which reaches this machine too, a name's trailing dot): no page can rebind an
+address, only a name.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 from aiohttp import web
@@ -27,6 +30,16 @@ def _hostname(host_header: str) -> str:
     return (name or host_header).lower()
 
 
+def _loopback_address(name: str) -> bool:
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified
+
+
 def host_guard(config: Config) -> Callable[[web.Request], None]:
     """The check for each request; verdicts are remembered per Host value (clients send the same
     one on every request)."""
@@ -35,7 +48,10 @@ def host_guard(config: Config) -> Callable[[web.Request], None]:
 
     def allowed(host: str) -> bool:
         name = _hostname(host)
-        return name in LOOPBACK_NAMES or name == configured or name.endswith(".localhost")
+        if name == configured:
+            return True
+        name = name.removesuffix(".")  # `localhost.`: the same name, fully qualified
+        return name in LOOPBACK_NAMES or name.endswith(".localhost") or _loopback_address(name)
 
     def check(request: web.Request) -> None:
         host = request.headers.get("Host")

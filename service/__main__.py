@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.web_runner import GracefulExit
 
 from . import __version__, check, datadir, logs, workers
 from .config import Config, ConfigError, load
@@ -88,14 +90,16 @@ def serve(args: argparse.Namespace) -> int:
 def serve_one(config: Config, reuse_port: bool = False, stamps: Stamps | None = None) -> int:
     from .app import create_app
 
+    loop = new_event_loop()
+    stop_once(loop)
     try:
         web.run_app(create_app(config, stamps), host=config.host, port=config.port,
-                    reuse_port=reuse_port,
+                    reuse_port=reuse_port, handle_signals=False,
                     print=lambda msg: logging.getLogger("threadline").info(
                         "serving %s on http://%s:%d", config.data_dir, config.host, config.port),
                     shutdown_timeout=2.0, access_log_class=logs.AccessLogger,
                     access_log=logging.getLogger("aiohttp.access") if config.access_log else None,
-                    loop=new_event_loop())
+                    loop=loop)
     except OSError as exc:
         # The listening socket's (no file named): a file's error at start-up keeps its own.
         if exc.filename is not None or not (isinstance(exc, socket.gaierror)
@@ -108,6 +112,23 @@ def serve_one(config: Config, reuse_port: bool = False, stamps: Stamps | None = 
         return 1
     logging.getLogger("threadline").info("stopped")
     return 0
+
+
+def stop_once(loop: asyncio.AbstractEventLoop) -> None:
+    """SIGINT and SIGTERM stop the server, as with aiohttp's own handlers, but only the first:
+    a repeat (a worker gets a terminal's Ctrl-C and its parent's forward of it, systemd signals
+    the whole group) raised again in the middle of the shutdown, which then ended with an error
+    and exit code 1 instead of closing the index, the journal and the streams."""
+    stopping = False
+
+    def stop() -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise GracefulExit()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
 
 
 _CANNOT_BIND = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}

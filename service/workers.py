@@ -5,11 +5,14 @@ so the kernel spreads connections across them and reads scale with cores. They a
 the way any two processes do: every writer takes the thread's flock, each watcher sees the others'
 appends within milliseconds, and the shared event journal gives every message the same event id
 in every worker. The parent only forks, forwards SIGTERM/SIGINT, and restarts a worker that dies.
+A worker whose parent dies (`kill -9`, the OOM killer) is sent SIGTERM by the kernel and stops:
+none is left serving the port with nobody to stop it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -24,11 +27,25 @@ QUICK_EXIT = 10.0  # a worker that dies this soon after it started failed to sta
 GIVE_UP_AFTER = 3  # quick deaths in a row: restarting will not help; stop with its code
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux's prctl; elsewhere
+    nothing), and exit now if it already has (this process is then the init's child)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def _spawn(serve_one: Callable[[], int]) -> int:
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the worker: default signal handling, then a normal server
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _stop_with_parent(parent)
         code = 1
         try:
             code = serve_one()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .procs import ROOT, clean_env, free_port
+from .procs import ROOT, canonical_line, clean_env, free_port
 
 NOBODY = 65534
 
@@ -148,3 +148,57 @@ def test_a_thread_create_the_disk_refuses_leaves_no_folder_behind(tmp_path: Path
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline and proc.poll() is None, "did not start"
+            time.sleep(0.05)  # polling a process we cannot be notified by
+
+
+def test_a_start_whose_journal_the_disk_refuses_still_serves(tmp_path: Path) -> None:
+    """A first start on a Jan folder journals what it finds; on a full disk (RLIMIT_FSIZE: the
+    kernel refuses the write as a full disk would) that used to end the start-up with a
+    traceback, so nothing could even be read. It serves, and a later start journals them."""
+    data = tmp_path / "data"
+    threads = [f"jan_{1717666000 + i}" for i in range(20)]
+    for i, thread_id in enumerate(threads):
+        folder = data / "threads" / thread_id
+        folder.mkdir(parents=True)
+        (folder / "thread.json").write_text(json.dumps({"id": thread_id, "title": f"t{i}"}))
+        (folder / "messages.jsonl").write_bytes(
+            canonical_line(f"msg_{i:024d}", thread_id, f"hello {i}") + b"\n")
+    argv = [sys.executable, "-m", "service", "serve", "--data-dir", str(data), "--log-level",
+            "warning"]
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
+
+    for limited in (True, False):
+        port = free_port()
+        proc = subprocess.Popen([*argv, "--port", str(port)], cwd=tmp_path, env=clean_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                preexec_fn=limit if limited else None)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(url, proc)
+            for i, thread_id in enumerate(threads):
+                with urllib.request.urlopen(f"{url}/v1/threads/{thread_id}/messages",
+                                            timeout=10) as resp:
+                    assert [m["id"] for m in json.load(resp)["data"]] == [f"msg_{i:024d}"]
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err.decode()
+        if limited:
+            assert "event journal: cannot journal the" in err.decode()
+    lines = (data / ".threadline" / "events.jsonl").read_bytes().split(b"\n")
+    assert lines[-1] == b""  # every line whole (a torn one closed)
+    records = [json.loads(line) for line in lines[:-1] if line]
+    assert {r["t"] for r in records} >= set(threads)  # journaled by the start that could

@@ -77,7 +77,14 @@ class Hub:
         missing = unjournaled(self.catalog, self.journal)
         if missing:
             # Read from the files just now: present, restored or not.
-            await loop.run_in_executor(None, partial(self.journal.append, missing, present=True))
+            try:
+                await loop.run_in_executor(None, partial(self.journal.append, missing,
+                                                         present=True))
+            except OSError as exc:  # a full disk: serve anyway, and journal them next start
+                log.warning("event journal: cannot journal the %d messages found in the files "
+                            "(%s); serving without their records: a resume finds them by their "
+                            "place in the thread until a start journals them",
+                            len(missing), exc.strerror or exc)
         self.watermark = self.journal.end
         self._pump_task = asyncio.create_task(self._pump())
         self._poke_task = asyncio.create_task(self._poke_all())

@@ -193,7 +193,7 @@ class Journal:
                 return None
             if self._stale:
                 self._reset()
-            size = os.fstat(fd).st_size  # under the lock: nobody else appends meanwhile
+            size = found = os.fstat(fd).st_size  # under the lock: nobody appends meanwhile
             if size < self.end:  # removed, or a shorter one put in its place
                 self._reset()
                 self.existed, self.replaced = False, True
@@ -224,14 +224,18 @@ class Journal:
                 self._remember(size, rec)
             if len(chunks) > (1 if chunks and chunks[0] == b"\n" else 0):
                 data = b"".join(chunks)
-                view = memoryview(data)
+                written = 0
                 try:
-                    while view:
-                        view = view[os.write(fd, view):]
+                    while written < len(data):
+                        written += os.write(fd, memoryview(data)[written:])
                 except OSError:
                     # Remembered above as journaled, yet not (or only partly) in the file: the
-                    # next append reads the file again, so a retry journals them for real.
+                    # next append reads the file again, so a retry journals them for real. A
+                    # line a full disk took only part of is taken back, not left torn (whole
+                    # ones stay: another process may have read them already).
                     self._stale = True
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, found + data.rfind(b"\n", 0, written) + 1)
                     raise
             self.end = size
             return ids

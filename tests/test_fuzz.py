@@ -77,8 +77,9 @@ TEXT_PART = {"type": "text", "text": {"value": "hi", "annotations": []}}
 parts = st.one_of(
     any_value,
     st.lists(st.one_of(any_value, st.fixed_dictionaries(
-        {"type": st.sampled_from(["text", "image_url", "image", "image_file", "refusal", "pdf",
-                                  "x"])},
+        {"type": st.one_of(st.sampled_from(["text", "image_url", "image", "image_file",
+                                            "refusal", "pdf", "reasoning", "tool_call", "x"]),
+                           st.sampled_from([[], {}, ["text"]]), any_value)},
         optional={"text": any_value, "image_url": any_value, "url": any_value,
                   "image_file": any_value, "refusal": any_value, "detail": any_value})),
         max_size=4))

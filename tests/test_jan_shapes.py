@@ -298,6 +298,35 @@ async def test_jans_reasoning_and_tool_call_parts_and_unset_times_are_not_served
         assert [m.completed_at for m in msgs] == [1746000002, None, None]
 
 
+async def test_a_part_whose_type_is_a_list_or_an_object_is_served_leniently(
+        data_dir: Path, start_server: MakeServer) -> None:
+    """A part's `type` that is no string (a list, an object: unhashable) is an unknown part like
+    any other; it was a 500 on every get, page, summary and modify touching its line, and ended
+    every event stream replaying it."""
+    odd = [{**jan_message(f"m{i}", "jan_1", "x"), "content": [{"type": kind, "text": "kept"}]}
+           for i, kind in enumerate(([], {"a": 1}, ["text"]))]
+    write_thread(data_dir, "jan_1", jan_thread("jan_1"),
+                 [*odd, jan_message("m9", "jan_1", "after")])
+    server = await start_server()
+    async with open_sdk(server) as sdk:
+        listed = [m async for m in sdk.beta.threads.messages.list("jan_1", order="asc")]
+        assert [[p.text.value for p in m.content if p.type == "text"] for m in listed] == [
+            ["kept"], ["kept"], ["kept"], ["after"]]
+        got = await sdk.beta.threads.messages.retrieve("m1", thread_id="jan_1")
+        assert got.content[0].type == "text"
+        modified = await sdk.beta.threads.messages.update("m0", thread_id="jan_1",
+                                                          metadata={"k": "v"})
+        assert modified.metadata == {"k": "v"}
+    async with aiohttp.ClientSession() as http, http.get(
+            str(server.make_url("/v1/threads/jan_1/events")), params={"after": "m0"},
+            timeout=aiohttp.ClientTimeout(total=10)) as resp:
+        assert resp.status == 200
+        data = b""
+        while b"after" not in data:  # the replay gets past the odd lines
+            data += await resp.content.readany()
+        assert data.count(b"event: thread.message.created") >= 3
+
+
 async def test_a_time_of_zero_is_served_as_null_whatever_the_lines_shape(
         data_dir: Path, start_server: MakeServer) -> None:
     """0 is Jan's "not set": a modify that sends it stores null, and a line in the canonical

@@ -425,6 +425,28 @@ async def test_a_messages_file_linked_elsewhere_is_read_but_never_written_throug
     assert (folder / "messages.jsonl").is_symlink()
 
 
+async def test_deleting_a_thread_whose_folder_is_a_link_removes_the_link_only(
+        client: TestClient, data_dir: Path, tmp_path: Path) -> None:
+    """A thread folder kept elsewhere and linked in: a delete removes the thread from the data
+    folder (the link), leaves what it led to alone, and leaves no hidden `.deleted-` link behind
+    (rmtree refuses a link: it stayed there for good)."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "thread.json").write_text("{}")
+    (elsewhere / "messages.jsonl").write_text(
+        json.dumps(jan_message("01AWAY", "away", "kept")) + "\n")
+    before = {p.name: p.read_bytes() for p in elsewhere.iterdir()}
+    (data_dir / "threads" / "away").symlink_to(elsewhere, target_is_directory=True)
+    assert (await client.get("/v1/threads/away/messages/01AWAY")).status == 200
+    resp = await client.delete("/v1/threads/away")
+    assert resp.status == 200, await resp.text()
+    assert (await client.get("/v1/threads/away")).status == 404
+    assert sorted(os.listdir(data_dir / "threads")) == []
+    # (its lock file, hidden, aside: the delete took the thread's lock through the link)
+    assert {p.name: p.read_bytes() for p in elsewhere.iterdir()
+            if not p.name.startswith(".")} == before
+
+
 async def test_a_thread_json_that_links_to_itself_serves_the_thread(
         client: TestClient, data_dir: Path) -> None:
     folder = data_dir / "threads" / "looped"

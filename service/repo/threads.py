@@ -18,7 +18,7 @@ from ..index.paging import Order, page
 from ..models import DeletedThread, encoder
 from ..requests import CreateThread, ModifyThread
 from ..store import normalize
-from ..store.files import NotAFile, fsync_dir, read_file, thread_locked
+from ..store.files import NotAFile, fsync_dir, read_file, remove_folder, thread_locked
 from ..store.layout import MESSAGES, THREAD_JSON
 from ..store.lines import decode_object_exact
 from ..store.metadata import metadata_to_store
@@ -188,7 +188,7 @@ class ThreadOps(RepoBase):
                 os.rename(entry.folder, hidden)
                 if self.durable:
                     fsync_dir(self.threads_dir)
-            shutil.rmtree(hidden, ignore_errors=True)
+            remove_folder(hidden)
 
         async with self.indexer.lock(thread_id):
             try:

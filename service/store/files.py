@@ -137,10 +137,20 @@ def remove_leftovers(threads_dir: Path) -> list[str]:
             continue
         path = threads_dir / name
         try:
-            if now - path.stat().st_mtime < STALE_SECONDS:
+            if now - path.lstat().st_mtime < STALE_SECONDS:
                 continue
         except FileNotFoundError:
             continue
-        shutil.rmtree(path, ignore_errors=True)
+        remove_folder(path)
         removed.append(name)
     return removed
+
+
+def remove_folder(path: Path) -> None:
+    """Remove a thread folder moved out of the way; one that is a symbolic link (a folder kept
+    elsewhere, linked in) loses the link only: what it leads to is not the data folder's."""
+    if path.is_symlink():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)

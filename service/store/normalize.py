@@ -172,8 +172,9 @@ _NOT_CONTENT = frozenset({"reasoning", "tool_call"})
 
 def content(value: Any) -> list[ContentPart]:
     if isinstance(value, list):
-        return [_part(p) for p in value
-                if p.__class__ is not dict or p.get("type") not in _NOT_CONTENT]
+        return [_part(p) for p in value  # a type may be anything, a list (unhashable) too
+                if p.__class__ is not dict or (kind := p.get("type")).__class__ is not str
+                or kind not in _NOT_CONTENT]
     if value is None:
         return []
     return [_part(value)]

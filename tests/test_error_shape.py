@@ -277,11 +277,25 @@ async def test_a_body_that_is_not_declared_json_creates_nothing(
     assert len(threads["data"]) == 1
 
 
-async def test_json_with_a_charset_is_json(env: Env) -> None:
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", "utf8"])
+async def test_json_with_a_charset_is_json(env: Env, charset: str) -> None:
     resp = await env.client.post("/v1/threads", data=b'{"metadata": {"k": "\xc3\xa9"}}',
-                                 headers={"Content-Type": "application/json; charset=utf-8"})
+                                 headers={"Content-Type": f"application/json; charset={charset}"})
     assert resp.status == 200
     assert (await resp.json())["metadata"] == {"k": "é"}
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "latin-1", "iso-8859-1"])
+async def test_json_in_another_charset_is_415_not_misread(env: Env, charset: str) -> None:
+    """JSON is UTF-8: a body declared in another charset was read as UTF-8 anyway (latin-1's
+    "é" stored as U+FFFD, or a 400 for valid UTF-16)."""
+    before = env.tree()
+    resp = await env.client.post("/v1/threads", data='{"metadata": {"k": "é"}}'.encode(charset),
+                                 headers={"Content-Type": f"application/json; charset={charset}"})
+    error = await expect_error(resp)
+    assert resp.status == 415
+    assert error["message"] == f"Unsupported charset '{charset}': send the JSON body in UTF-8."
+    assert env.tree() == before
 
 
 async def test_a_body_over_the_limit_is_413_on_every_body_route(

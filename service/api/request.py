@@ -44,6 +44,10 @@ async def json_body(request: web.Request, type_: type[T]) -> T:
         if request.content_type != "application/json":
             raise UnsupportedMediaType(
                 f"Unsupported Content-Type '{request.content_type}': send application/json.")
+        charset = request.charset  # JSON is UTF-8 (RFC 8259): any other would be misread
+        if charset is not None and charset.lower() not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(f"Unsupported charset '{charset[:40]}': send the JSON "
+                                       "body in UTF-8.")
     elif body.strip() or "Origin" in request.headers:
         raise UnsupportedMediaType("Missing Content-Type: send application/json.")
     if not body.strip():

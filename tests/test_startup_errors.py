@@ -128,14 +128,7 @@ def test_a_thread_create_the_disk_refuses_leaves_no_folder_behind(tmp_path: Path
         preexec_fn=limit)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None, "did not start"
-                time.sleep(0.05)
+        _wait_healthy(url, proc)
         body = json.dumps({"messages": [{"role": "user", "content": "x" * 40_000}] * 2})
         request = urllib.request.Request(url + "/v1/threads", data=body.encode(),
                                          headers={"Content-Type": "application/json"})
@@ -161,10 +154,15 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
             time.sleep(0.05)  # polling a process we cannot be notified by
 
 
-def test_a_start_whose_journal_the_disk_refuses_still_serves(tmp_path: Path) -> None:
-    """A first start on a Jan folder journals what it finds; on a full disk (RLIMIT_FSIZE: the
-    kernel refuses the write as a full disk would) that used to end the start-up with a
-    traceback, so nothing could even be read. It serves, and a later start journals them."""
+@pytest.mark.parametrize("space_returns", [True, False])
+def test_a_start_whose_journal_the_disk_refuses_still_serves(tmp_path: Path,
+                                                             space_returns: bool) -> None:
+    """A first start on a Jan folder journals what it finds (a baseline per thread: its
+    messages are not new); on a full disk (RLIMIT_FSIZE: the kernel refuses the write as a full
+    disk would) that used to end the start-up with a traceback, so nothing could even be read.
+    It serves; the baselines are journaled once an append works, during the run (space returns)
+    or at a later start, and the folder's messages are never taken for new ones (which a
+    resume would replay)."""
     data = tmp_path / "data"
     threads = [f"jan_{1717666000 + i}" for i in range(20)]
     for i, thread_id in enumerate(threads):
@@ -175,9 +173,10 @@ def test_a_start_whose_journal_the_disk_refuses_still_serves(tmp_path: Path) -> 
             canonical_line(f"msg_{i:024d}", thread_id, f"hello {i}") + b"\n")
     argv = [sys.executable, "-m", "service", "serve", "--data-dir", str(data), "--log-level",
             "warning"]
+    journal = data / ".threadline" / "events.jsonl"
 
     def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512, resource.RLIM_INFINITY))
 
     for limited in (True, False):
         port = free_port()
@@ -191,14 +190,31 @@ def test_a_start_whose_journal_the_disk_refuses_still_serves(tmp_path: Path) -> 
                 with urllib.request.urlopen(f"{url}/v1/threads/{thread_id}/messages",
                                             timeout=10) as resp:
                     assert [m["id"] for m in json.load(resp)["data"]] == [f"msg_{i:024d}"]
+            if limited and space_returns:
+                unlimited = resource.RLIM_INFINITY
+                resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
+                body = b'{"messages": [{"role": "user", "content": "space again"}]}'
+                request = urllib.request.Request(
+                    f"{url}/v1/threads", data=body, headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=10) as resp:
+                    created = json.load(resp)["id"]
+                deadline = time.monotonic() + 10  # journaled after the create's own record
+                while b'"b"' not in journal.read_bytes():
+                    assert time.monotonic() < deadline, journal.read_bytes()
+                    time.sleep(0.05)  # polling a file another process writes
         finally:
             proc.terminate()
             _, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err
         assert "Traceback" not in err.decode()
         if limited:
-            assert "event journal: cannot journal the" in err.decode()
-    lines = (data / ".threadline" / "events.jsonl").read_bytes().split(b"\n")
-    assert lines[-1] == b""  # every line whole (a torn one closed)
+            assert "event journal: cannot journal the 20 messages" in err.decode()
+    lines = journal.read_bytes().split(b"\n")
+    assert lines[-1] == b""  # every line whole (what the disk took of a write is taken back)
     records = [json.loads(line) for line in lines[:-1] if line]
-    assert {r["t"] for r in records} >= set(threads)  # journaled by the start that could
+    # A baseline for each thread, naming its last message; no message counted as new.
+    assert {r["t"]: r.get("b") for r in records if "b" in r} == {
+        thread_id: f"msg_{i:024d}" for i, thread_id in enumerate(threads)}
+    # The one message created while the server ran is the only one journaled as new.
+    assert [r["t"] for r in records if "m" in r] == ([created] if space_returns else [])
+

@@ -18,13 +18,11 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from functools import partial
 
 from ..feed import Change, Feed
 from ..index.catalog import Catalog, ThreadEntry
 from ..models import encoder
 from . import fanout, replay
-from .catchup import unjournaled
 from .journal import Journal, Record
 from .order import HOLD_SECONDS, InOrder
 from .recorder import Recorder
@@ -74,17 +72,7 @@ class Hub:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.journal.load)
-        missing = unjournaled(self.catalog, self.journal)
-        if missing:
-            # Read from the files just now: present, restored or not.
-            try:
-                await loop.run_in_executor(None, partial(self.journal.append, missing,
-                                                         present=True))
-            except OSError as exc:  # a full disk: serve anyway, and journal them next start
-                log.warning("event journal: cannot journal the %d messages found in the files "
-                            "(%s); serving without their records: a resume finds them by their "
-                            "place in the thread until a start journals them",
-                            len(missing), exc.strerror or exc)
+        await self.recorder.catch_up()
         self.watermark = self.journal.end
         self._pump_task = asyncio.create_task(self._pump())
         self._poke_task = asyncio.create_task(self._poke_all())

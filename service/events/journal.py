@@ -84,9 +84,11 @@ class Journal:
     def load(self) -> None:
         """Read the whole journal (start-up): the latest record of every thread."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.existed = self.path.exists()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
+            # An empty one holds nothing to begin from (a first start on a full disk left it
+            # so): the folder's messages are then baselined, not taken for new ones.
+            self.existed = os.fstat(fd).st_size > 0
             self._catch_up(fd)
         finally:
             os.close(fd)
@@ -224,18 +226,19 @@ class Journal:
                 self._remember(size, rec)
             if len(chunks) > (1 if chunks and chunks[0] == b"\n" else 0):
                 data = b"".join(chunks)
-                written = 0
+                view = memoryview(data)
                 try:
-                    while written < len(data):
-                        written += os.write(fd, memoryview(data)[written:])
+                    while view:
+                        view = view[os.write(fd, view):]
                 except OSError:
                     # Remembered above as journaled, yet not (or only partly) in the file: the
-                    # next append reads the file again, so a retry journals them for real. A
-                    # line a full disk took only part of is taken back, not left torn (whole
-                    # ones stay: another process may have read them already).
+                    # next append reads the file again, so a retry journals them for real.
+                    # What a full disk took of them is taken back: all or nothing, as the
+                    # caller is told (a start's baselines, part of them kept, would have the
+                    # next start take the other threads' messages for new ones).
                     self._stale = True
                     with contextlib.suppress(OSError):
-                        os.ftruncate(fd, found + data.rfind(b"\n", 0, written) + 1)
+                        os.ftruncate(fd, found)
                     raise
             self.end = size
             return ids

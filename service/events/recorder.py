@@ -5,7 +5,7 @@ append left out (a full disk) are journaled first at the next append that works,
 finds them (their events went out live with watermark ids); a creation the journal knows as deleted
 since is checked against its file (restored, or only a sighting of the file before another process
 deleted it); and a journal removed while the server runs is started again with a baseline per
-thread (`rebase`).
+thread (`catch_up`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Recorder:
         self.journal = journal
         self._sync = sync
         self._waiting: list[Record] = []  # left out by a failed append: journaled first
+        self._catch_up_pending = False  # `catch_up` failed: tried again after an append works
 
     async def ids(self, records: list[Record], watermark: int) -> list[int]:
         """Event ids of journaled changes: journaled right here when the lock is free, else
@@ -57,7 +58,12 @@ class Recorder:
             log.info("event journal: %d waiting records journaled", len(waiting))
         self._waiting = []
         if self.journal.replaced:
-            await self.rebase()
+            log.warning("event journal: %s was removed or replaced; starting it again",
+                        self.journal.path)
+            self.journal.replaced = False
+            self._catch_up_pending = True
+        if self._catch_up_pending:
+            await self.catch_up()
         records, ids = records[len(waiting):], ids[len(waiting):]
         doubtful = [i for i, (r, jid) in enumerate(zip(records, ids, strict=True))
                     if jid == 0 and r.m is not None and not r.d]
@@ -101,21 +107,27 @@ class Recorder:
             return set(), set()
         return maybe, {(t, m) for t, m in maybe if self.has(t, m)}
 
-    async def rebase(self) -> None:
-        """The journal was removed (or replaced by a shorter file) while this process ran: as at
-        a start on a folder with no journal, a baseline per thread says where it stood, so that
-        a restart does not take every older message for a new one (and resumes go on from the
-        new file's positions; an id from before it resumes from now)."""
-        self.journal.replaced = False
-        log.warning("event journal: %s was removed or replaced; starting it again",
-                    self.journal.path)
+    async def catch_up(self) -> None:
+        """Journal what the files hold that the journal does not: at start-up (what was written
+        while no server ran, or a baseline per thread of a folder the journal begins on), and
+        when the journal was removed or replaced while this process ran (as at a start on a
+        folder with none: a restart then does not take every older message for a new one, and
+        an id from before resumes from now). On a full disk, tried again after the next append
+        that works, so a restart does not take them for new ones either."""
         records = unjournaled(self.catalog, self.journal)
         if records:
             try:
+                # Read from the files just now: present, restored or not.
                 await asyncio.get_running_loop().run_in_executor(
                     None, partial(self.journal.append, records, present=True))
             except OSError as exc:
-                log.warning("event journal: cannot append (%s)", exc.strerror or exc)
+                log.warning("event journal: cannot journal the %d messages found in the files "
+                            "(%s); serving without their records (a resume finds them by their "
+                            "place in the thread) until an append works",
+                            len(records), exc.strerror or exc)
+                self._catch_up_pending = True
+                return
+        self._catch_up_pending = False
         self.journal.existed = True
 
     def has(self, thread_id: str, message_id: str | None) -> bool:

@@ -18,14 +18,7 @@ async def test_two_workers_share_the_port_and_serve_each_others_writes(tmp_path:
     server = ServerProcess(tmp_path / "data", tmp_path / "work", "--workers", "2")
     await server.start()
     try:
-        # Both workers answer, sooner or later (the second may still be starting): a new
-        # connection each time, since the kernel picks the worker per connection.
-        pids: set[int] = set()
-        deadline = time.monotonic() + 15
-        while len(pids) < 2 and time.monotonic() < deadline:
-            async with aiohttp.ClientSession() as http, http.get(server.url + "/healthz") as resp:
-                pids.add((await resp.json())["pid"])
-        assert len(pids) == 2, f"one worker answered every connection: {pids}"
+        await _worker_pids(server)  # both answer, sooner or later
         created: list[tuple[str, str]] = []
         for i in range(10):
             async with aiohttp.ClientSession() as http:
@@ -75,7 +68,8 @@ async def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
 
 
 async def _worker_pids(server: ServerProcess) -> set[int]:
-    """The pids of both workers, from `/healthz` (the kernel picks the worker per connection)."""
+    """The pids of both workers, from `/healthz`: a new connection each time, since the kernel
+    picks the worker per connection (the second may still be starting)."""
     pids: set[int] = set()
     deadline = time.monotonic() + 15
     while len(pids) < 2 and time.monotonic() < deadline:
